@@ -1,0 +1,190 @@
+"""Training data: a generated shapes dataset, or a folder in ImageFolder layout.
+
+The generated dataset needs no network and no downloads: each image is drawn
+with Pillow from a seeded generator, so the same seed gives the same pixels
+on every machine. A data folder is scanned once; unreadable images are
+skipped with a warning that names the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+SHAPES = ("circle", "cross", "square", "triangle")
+IMAGE_SUFFIXES = frozenset({".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
+
+FOLDER_LAYOUT = """\
+  DATA_DIR/
+    cat/      <- one folder per class, named after the class
+      001.jpg
+      ...
+    dog/
+      ...
+with at least two class folders, each holding at least one image
+(.jpg, .png, .bmp, .gif, .tif or .webp)."""
+
+
+class DataError(ValueError):
+    """The data folder cannot be trained on."""
+
+
+@dataclass
+class Example:
+    """One image with its class index: a file to open, or an image already in memory."""
+
+    label: int
+    path: Path | None = None
+    image: Image.Image | None = field(default=None, repr=False)
+
+    def load(self) -> Image.Image:
+        if self.image is not None:
+            return self.image
+        with Image.open(self.path) as image:
+            return image.convert("RGB")
+
+
+@dataclass
+class Dataset:
+    classes: list[str]
+    train: list[Example]
+    val: list[Example]
+    source: dict  # recorded in the checkpoint: kind, path, counts, skipped files
+
+
+def draw_shape(shape: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """Draw one shape at a random position, scale, rotation and colour on a noisy background."""
+    background = rng.integers(0, 256, 3)
+    # Keep the shape's colour far from the background so that every image is learnable.
+    foreground = (background + rng.integers(96, 160, 3)) % 256
+    noise = rng.normal(0, 12, (size, size, 3))
+    pixels = np.clip(np.broadcast_to(background, (size, size, 3)) + noise, 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    draw = ImageDraw.Draw(image)
+
+    radius = rng.uniform(0.22, 0.4) * size
+    cx, cy = rng.uniform(radius, size - radius, 2)
+    angle = rng.uniform(0, 2 * math.pi)
+    color = tuple(int(c) for c in foreground)
+
+    def polygon(points):
+        rotated = [
+            (cx + x * math.cos(angle) - y * math.sin(angle), cy + x * math.sin(angle) + y * math.cos(angle))
+            for x, y in points
+        ]
+        draw.polygon(rotated, fill=color)
+
+    if shape == "circle":
+        draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=color)
+    elif shape == "square":
+        half = radius / math.sqrt(2)
+        polygon([(-half, -half), (half, -half), (half, half), (-half, half)])
+    elif shape == "triangle":
+        polygon([(radius * math.cos(a), radius * math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)])
+    elif shape == "cross":
+        arm = radius / 3
+        polygon([(-arm, -radius), (arm, -radius), (arm, radius), (-arm, radius)])
+        polygon([(-radius, -arm), (radius, -arm), (radius, arm), (-radius, arm)])
+    else:
+        raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
+    return image
+
+
+def generate_examples(per_class: int, seed: int, size: int = 64) -> list[Example]:
+    """Return per_class generated images of every shape, interleaved by class."""
+    rng = np.random.default_rng(seed)
+    return [
+        Example(label, image=draw_shape(shape, rng, size))
+        for _ in range(per_class)
+        for label, shape in enumerate(SHAPES)
+    ]
+
+
+def generated_dataset(samples_per_class: int, seed: int, size: int, val_fraction: float) -> Dataset:
+    # Validation images come from their own seed, so they are new draws, never training images.
+    val_per_class = max(1, round(samples_per_class * val_fraction / (1 - val_fraction)))
+    train = generate_examples(samples_per_class, seed, size)
+    val = generate_examples(val_per_class, seed + 1_000_003, size)
+    source = {
+        "kind": "generated",
+        "description": f"generated shapes ({', '.join(SHAPES)})",
+        "train_images": len(train),
+        "val_images": len(val),
+        "seed": seed,
+    }
+    return Dataset(list(SHAPES), train, val, source)
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError) as error:
+        log.warning("Skipping unreadable image %s: %s", path, error)
+        return False
+
+
+def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[str]]:
+    """Return (classes, [(path, label)], skipped paths) for a folder in ImageFolder layout."""
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist or is not a folder. Expected this layout:\n{FOLDER_LAYOUT}")
+    items: list[tuple[Path, int]] = []
+    skipped: list[str] = []
+    classes: list[str] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        readable = []
+        for path in files:
+            (readable if _readable(path) else skipped).append(path)
+        if readable:
+            items += [(path, len(classes)) for path in readable]
+            classes.append(folder.name)
+    skipped = [str(path) for path in skipped]
+
+    if not classes:
+        raise DataError(
+            f"data folder {root} holds no readable images in class folders. Expected this layout:\n{FOLDER_LAYOUT}"
+        )
+    if len(classes) == 1:
+        raise DataError(
+            f"data folder {root} holds a single class ({classes[0]}); a classifier needs at least two. "
+            f"Expected this layout:\n{FOLDER_LAYOUT}"
+        )
+    return classes, items, skipped
+
+
+def folder_dataset(root: Path, seed: int, val_fraction: float) -> Dataset:
+    """Scan root and split each class into train and validation images with a seeded shuffle."""
+    classes, items, skipped = scan_folder(root)
+    rng = np.random.default_rng(seed)
+    train: list[Example] = []
+    val: list[Example] = []
+    for label in range(len(classes)):
+        paths = [path for path, item_label in items if item_label == label]
+        rng.shuffle(paths)
+        # A class with one image goes to training only; it cannot be validated.
+        n_val = max(1, round(len(paths) * val_fraction)) if len(paths) > 1 else 0
+        val += [Example(label, path=path) for path in paths[:n_val]]
+        train += [Example(label, path=path) for path in paths[n_val:]]
+    if not val:
+        raise DataError(
+            f"data folder {root} has too few images to hold any out for validation; "
+            "put at least two images in each class folder"
+        )
+    source = {
+        "kind": "folder",
+        "description": f"image folder {root}",
+        "path": str(root),
+        "train_images": len(train),
+        "val_images": len(val),
+        "skipped": skipped,
+    }
+    return Dataset(classes, train, val, source)
