@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lockstep.settings import VARIABLES, ServeSettings, SettingsError, TrainSettings
+
+
+def test_defaults_apply_when_variables_are_unset_or_empty():
+    settings = TrainSettings.from_env({"LOCKSTEP_EPOCHS": ""})
+    assert settings.epochs == int(VARIABLES["LOCKSTEP_EPOCHS"][0])
+    assert settings.data_dir is None
+    assert settings.checkpoint_dir == Path("/checkpoints")
+
+
+def test_data_dir_is_used_when_set():
+    assert TrainSettings.from_env({"LOCKSTEP_DATA_DIR": "/data"}).data_dir == Path("/data")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("LOCKSTEP_EPOCHS", "ten", "a whole number of at least 1"),
+        ("LOCKSTEP_EPOCHS", "0", "a whole number of at least 1"),
+        ("LOCKSTEP_VAL_FRACTION", "1.5", "a number between 0 and 1"),
+        ("LOCKSTEP_IMAGE_SIZE", "4", "a whole number from 16 to 512"),
+        ("LOCKSTEP_DEVICE", "tpu", "cpu, cuda or auto"),
+    ],
+)
+def test_invalid_value_names_variable_value_and_fix(name, value, expected):
+    with pytest.raises(SettingsError) as raised:
+        TrainSettings.from_env({name: value})
+    message = str(raised.value)
+    assert f"{name}={value!r} is invalid" in message
+    assert expected in message
+    assert f"{name}={VARIABLES[name][0]}" in message
+
+
+def test_serve_settings_reject_accuracy_floor_above_one():
+    with pytest.raises(SettingsError, match="LOCKSTEP_SMOKE_MIN_ACCURACY='2'"):
+        ServeSettings.from_env({"LOCKSTEP_SMOKE_MIN_ACCURACY": "2"})

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from lockstep import checkpoint, stack
+from tests.unit.conftest import TINY_TRAINING
+from train.__main__ import main
+
+
+def test_training_run_records_metadata(trained_run: Path):
+    meta = json.loads((trained_run / "metadata.json").read_text())
+    assert meta["classes"] == ["circle", "cross", "square", "triangle"]
+    assert [m["epoch"] for m in meta["metrics"]] == [1, 2]
+    assert set(meta["metrics"][0]) >= {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
+    assert meta["input"]["image_size"] == 16
+    assert len(meta["input"]["mean"]) == 3
+    assert meta["data"]["kind"] == "generated"
+    assert meta["stack"] == stack.load_manifest()
+    assert len(meta["confusion_matrix"]) == 4
+    assert sum(map(sum, meta["confusion_matrix"])) == meta["data"]["val_images"]
+    assert meta["created_at"].endswith("+00:00")
+
+
+def test_training_run_saves_cpu_weights_and_held_out_samples(trained_run: Path):
+    payload = checkpoint.doctor.diagnose(trained_run / "model.pt").payload
+    assert all(t.device.type == "cpu" for t in payload["state_dict"].values())
+    for name in ["circle", "cross", "square", "triangle"]:
+        assert len(list((trained_run / "samples" / name).glob("*.png"))) == 2
+    assert checkpoint.latest_run(trained_run.parent.parent) == trained_run.name
+
+
+def test_main_with_single_class_folder_exits_2_and_writes_nothing(tmp_path: Path, monkeypatch, caplog):
+    data_dir = tmp_path / "data" / "only"
+    data_dir.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(data_dir / "a.png")
+    checkpoints = tmp_path / "checkpoints"
+    for name, value in TINY_TRAINING.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LOCKSTEP_CHECKPOINT_DIR", str(checkpoints))
+    monkeypatch.setenv("LOCKSTEP_DATA_DIR", str(tmp_path / "data"))
+    assert main([]) == 2
+    assert "a single class (only)" in caplog.text
+    assert not checkpoints.exists()
+
+
+def test_main_with_invalid_setting_exits_2(monkeypatch, caplog):
+    monkeypatch.setenv("LOCKSTEP_EPOCHS", "-1")
+    assert main([]) == 2
+    assert "LOCKSTEP_EPOCHS='-1' is invalid" in caplog.text
