@@ -92,7 +92,7 @@ def new_project(suffix: str, **env: str) -> ComposeProject:
 
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - localhost URLs built above
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.status, response.read().decode("utf-8", "replace")
 
 

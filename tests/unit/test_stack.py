@@ -56,7 +56,7 @@ def test_check_matches_lock_reports_missing_and_extra():
 def test_load_manifest_rejects_other_schema(tmp_path: Path):
     path = tmp_path / "stack.json"
     path.write_text(json.dumps({"schema": "something/2"}))
-    with pytest.raises(stack.StackError, match="is not a lockstep.stack/1 manifest"):
+    with pytest.raises(stack.StackError, match=r"is not a lockstep\.stack/1 manifest"):
         stack.load_manifest(path)
     with pytest.raises(stack.StackError, match="no stack manifest"):
         stack.load_manifest(tmp_path / "missing.json")
