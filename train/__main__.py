@@ -3,8 +3,9 @@
     python -m train            # in the training image: docker compose run --rm train
 
 Settings come from LOCKSTEP_* environment variables (`python -m train --help`
-lists them). Exit status: 0 when a run was saved, 1 when training failed, 2
-when a setting or the data folder is invalid; no checkpoint is written then.
+lists them). Exit status: 0 when a run was saved, 1 when training failed, and
+2 when a setting or the data folder is invalid. No checkpoint is written on
+failure.
 """
 
 from __future__ import annotations

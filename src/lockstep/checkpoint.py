@@ -44,7 +44,7 @@ RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing or cannot be loaded; `diagnosis` says why when the doctor found out."""
+    """A checkpoint is missing or cannot be loaded. `diagnosis` is the doctor's finding, when it ran."""
 
     def __init__(self, message: str, diagnosis: doctor.Diagnosis | None = None) -> None:
         super().__init__(message)
@@ -197,7 +197,7 @@ def load_checkpoint(run_dir: Path) -> Checkpoint:
     payload = diagnosis.payload
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
-            f"{path} loads, but is not a {FORMAT} file: it holds no metadata to rebuild the "
+            f"{path} loads, but is not a {FORMAT} file, so it contains no metadata to rebuild the "
             "model from. Save checkpoints with lockstep.checkpoint.save_run."
         )
     metadata = payload["metadata"]

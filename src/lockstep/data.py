@@ -151,11 +151,11 @@ def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[str
 
     if not classes:
         raise DataError(
-            f"data folder {root} holds no readable images in class folders. Expected this layout:\n{FOLDER_LAYOUT}"
+            f"data folder {root} contains no readable images in class folders. Expected this layout:\n{FOLDER_LAYOUT}"
         )
     if len(classes) == 1:
         raise DataError(
-            f"data folder {root} holds a single class ({classes[0]}); a classifier needs at least two. "
+            f"data folder {root} contains a single class ({classes[0]}), but a classifier needs at least two. "
             f"Expected this layout:\n{FOLDER_LAYOUT}"
         )
     return classes, items, skipped

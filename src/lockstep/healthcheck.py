@@ -1,6 +1,6 @@
 """Container healthcheck for the serving image: exit 0 when the app script runs, 1 otherwise.
 
-Streamlit's /_stcore/health answers as long as the server is up;
+Streamlit's /_stcore/health returns 200 as long as the server is up.
 /_stcore/script-health-check (enabled by server.scriptHealthCheckEnabled)
 runs the app script and fails when it raises, so a broken app turns the
 container unhealthy rather than staying "healthy" with a traceback on the page.

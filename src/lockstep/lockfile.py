@@ -19,8 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-# What installs into the first, rarely rebuilt layer: the PyTorch set and the
-# CUDA wheels it pulls in. Together they are almost all of the stack's bytes.
+# Packages of the first, rarely rebuilt layer: the PyTorch set and the CUDA
+# wheels it pulls in. Together they are almost all of the stack's bytes.
 HEAVY_PATTERNS = ("torch", "torchvision", "torchaudio", "triton", "nvidia-*", "cuda-*")
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")

@@ -51,14 +51,14 @@ def build_model(spec: dict) -> nn.Module:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How an image becomes the model's input: resize to a square, scale to [0, 1], normalise per channel."""
+    """Image-to-input transform: resize to a square, scale to [0, 1], normalise per channel."""
 
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
     def resize(self, image: Image.Image) -> Image.Image:
-        """Return the RGB image at the model's input size: what the model sees, before normalisation."""
+        """Return the RGB image at the model's input size, which is the model's view before normalisation."""
         return image.convert("RGB").resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
 
     def to_tensor(self, image: Image.Image) -> torch.Tensor:

@@ -31,7 +31,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
 
 
 class SettingsError(ValueError):
-    """An environment variable holds a value the code cannot use."""
+    """An environment variable contains a value the code cannot use."""
 
 
 def _read(env: Mapping[str, str], name: str, parse: Callable[[str], object], expected: str, check=None):

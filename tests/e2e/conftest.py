@@ -1,8 +1,8 @@
 """Fixtures for the end-to-end tests, which run on the host and drive docker compose.
 
-Each session brings up its own compose project (its own volume, a free port
-on 127.0.0.1) from the images scripts/test built, and removes that project's
-containers and volume afterwards; images and other projects are left alone.
+Each session brings up its own compose project, with its own volume and a
+free port on 127.0.0.1, from the images scripts/test built. Teardown removes
+that project's containers and volume; images and other projects stay.
 """
 
 from __future__ import annotations

@@ -53,13 +53,13 @@ def test_images_carry_identical_manifests_and_lock_labels(stack_up):
     manifests = []
     for service in ("train", "serve"):
         image = _image(stack_up, service)
-        shown = subprocess.run(
+        manifest_json = subprocess.run(
             ["docker", "run", "--rm", "--network", "none", image, "cat", "/opt/lockstep/stack.json"],
             capture_output=True,
             text=True,
             check=True,
         )
-        manifests.append(json.loads(shown.stdout))
+        manifests.append(json.loads(manifest_json.stdout))
         labels = _inspect(image)["Config"]["Labels"]
         facts = subprocess.run(
             ["python3", "src/lockstep/lockfile.py", "facts", "requirements/lock.txt"],

@@ -50,7 +50,7 @@ def test_save_run_failure_leaves_no_partial_run(tmp_path: Path, monkeypatch):
     assert (tmp_path / "latest").read_text().strip() == first.name
 
 
-def test_latest_run_falls_back_to_newest_when_pointer_is_stale(tmp_path: Path, caplog):
+def test_latest_run_stale_pointer_uses_newest(tmp_path: Path, caplog):
     _save(tmp_path, "20261204T120000Z-aaaaaa")
     _save(tmp_path, "20261204T130000Z-bbbbbb")
     (tmp_path / "runs" / ".incomplete-20261204T140000Z-cccccc-x").mkdir()

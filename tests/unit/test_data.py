@@ -45,7 +45,7 @@ def test_scan_folder_without_images_fails_with_layout(tmp_path: Path):
     (tmp_path / "cats" / "notes.txt").write_text("not an image")
     with pytest.raises(data.DataError) as raised:
         data.scan_folder(tmp_path)
-    assert "holds no readable images" in str(raised.value)
+    assert "contains no readable images" in str(raised.value)
     assert "DATA_DIR/" in str(raised.value)
 
 

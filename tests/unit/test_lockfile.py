@@ -54,7 +54,7 @@ def test_parse_pins_rejects_unpinned_line():
         lockfile.parse_pins("torch>=2.0\n")
 
 
-def test_split_puts_torch_set_and_cuda_wheels_in_heavy_layer():
+def test_split_heavy_layer_holds_torch_set():
     heavy, light = lockfile.split(LOCK.format(python=RUNNING))
     assert "torch==2.14.1" in heavy
     assert "nvidia-cublas==13.1.1.3" in heavy

@@ -24,7 +24,7 @@ def test_training_run_records_metadata(trained_run: Path):
     assert meta["created_at"].endswith("+00:00")
 
 
-def test_training_run_saves_cpu_weights_and_held_out_samples(trained_run: Path):
+def test_run_saves_cpu_weights_and_samples(trained_run: Path):
     payload = checkpoint.doctor.diagnose(trained_run / "model.pt").payload
     assert all(t.device.type == "cpu" for t in payload["state_dict"].values())
     for name in ["circle", "cross", "square", "triangle"]:
@@ -32,7 +32,7 @@ def test_training_run_saves_cpu_weights_and_held_out_samples(trained_run: Path):
     assert checkpoint.latest_run(trained_run.parent.parent) == trained_run.name
 
 
-def test_main_with_single_class_folder_exits_2_and_writes_nothing(tmp_path: Path, monkeypatch, caplog):
+def test_main_single_class_writes_nothing(tmp_path: Path, monkeypatch, caplog):
     data_dir = tmp_path / "data" / "only"
     data_dir.mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(data_dir / "a.png")
@@ -46,7 +46,7 @@ def test_main_with_single_class_folder_exits_2_and_writes_nothing(tmp_path: Path
     assert not checkpoints.exists()
 
 
-def test_main_with_invalid_setting_exits_2(monkeypatch, caplog):
+def test_main_invalid_setting_exits_2(monkeypatch, caplog):
     monkeypatch.setenv("LOCKSTEP_EPOCHS", "-1")
     assert main([]) == 2
     assert "LOCKSTEP_EPOCHS='-1' is invalid" in caplog.text
