@@ -61,7 +61,7 @@ def test_doctor_scan_passes_clean_folder(tmp_path):
     result = _doctor("--scan", tmp_path)
 
     assert result.returncode == 0, result.stderr
-    assert "No Git LFS pointers among 1 weight files" in result.stdout
+    assert "No Git LFS pointers among 1 weight file under" in result.stdout
 
 
 def test_doctor_diagnoses_files_in_serving_image(tmp_path):

@@ -264,6 +264,7 @@ def build_corpus(folder: Path) -> dict[str, Path]:
     files["safetensors-corrupt"] = _write(
         folder / "bad.safetensors", struct.pack("<Q", 20) + b'{"weight": {"dtype"' + b"\0" * 8
     )
+    files["safetensors-by-name"] = _write(folder / "garbage.safetensors", bytes(range(7, 200)))
     files["safetensors-header-cut"] = _write(folder / "header-cut.safetensors", struct.pack("<Q", 4096) + b'{"w')
 
     files["hdf5"] = _write(folder / "keras.h5", b"\x89HDF\r\n\x1a\n" + bytes(200))

@@ -63,7 +63,8 @@ def _scan(roots: list[Path], as_json: bool) -> int:
     elif diagnoses:
         print("\n\n".join(d.message() for d in diagnoses), file=sys.stderr)
     else:
-        print(f"No Git LFS pointers among {checked} weight files under {', '.join(map(str, roots))}")
+        files = "weight file" if checked == 1 else "weight files"
+        print(f"No Git LFS pointers among {checked} {files} under {', '.join(map(str, roots))}")
     return 1 if diagnoses else 0
 
 

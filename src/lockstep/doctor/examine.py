@@ -115,7 +115,7 @@ def _identify(path: Path, handle: BinaryIO, head: bytes, size: int) -> Diagnosis
 
     if head.startswith(ZIP_MAGIC):
         return archives.inspect_zip(path, handle, size)
-    if looks_like_safetensors(head, path):
+    if looks_like_safetensors(head):
         return diagnose_safetensors(path, handle, size)
     if head.startswith(b"\x80"):
         return legacy.inspect_pickle_file(path, handle, size)
@@ -123,7 +123,10 @@ def _identify(path: Path, handle: BinaryIO, head: bytes, size: int) -> Diagnosis
         found = legacy.inspect_pickle_file(path, handle, size)
         if not (isinstance(found, Diagnosis) and found.kind in ("corrupt", "truncated-pickle")):
             return found
-    return sniff.text(path, head, size) or _unknown(path, head, size)
+    found = sniff.text(path, head, size)
+    if found is None and path.suffix.lower() == ".safetensors":
+        found = diagnose_safetensors(path, handle, size)  # named so, but its header is not even JSON
+    return found or _unknown(path, head, size)
 
 
 def _structure(path: Path, handle: BinaryIO, head: bytes, size: int) -> Diagnosis | Structure:

@@ -30,9 +30,9 @@ CONVERT = (
 CAUSE = "the file was cut off during download or copy, or was written by a broken exporter"
 
 
-def looks_like_safetensors(head: bytes, path: Path) -> bool:
+def looks_like_safetensors(head: bytes) -> bool:
     # A JSON header right after a length below 4 GiB. Pickles start with 0x80 and zips with "PK".
-    return (len(head) > 8 and head[8:9] == b"{" and head[4:8] == b"\0\0\0\0") or path.suffix == ".safetensors"
+    return head[8:9] == b"{" and head[4:8] == b"\0\0\0\0"
 
 
 def _corrupt(path: Path, problem: str, **facts: object) -> Diagnosis:
