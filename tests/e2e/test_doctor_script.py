@@ -67,11 +67,11 @@ def test_doctor_scan_passes_clean_folder(tmp_path):
 def test_doctor_diagnoses_files_in_serving_image(tmp_path):
     _require_serving_image()
     (tmp_path / "model.pt").write_text(POINTER)
-    page = tmp_path / "downloads" / "weights.pth"
+    page = tmp_path / 'downloads, "copy"' / "weights.pth"  # docker's --mount syntax is CSV
     page.parent.mkdir()
     page.write_text("<!doctype html><html><head><title>Sign in</title></head><body></body></html>")
     page.chmod(0o600)  # readable only by this user, as downloads often are
-    result = _doctor("--json", "model.pt", "downloads/weights.pth", cwd=tmp_path)
+    result = _doctor("--json", "model.pt", page.relative_to(tmp_path), cwd=tmp_path)
     report = json.loads(result.stdout)
 
     assert result.returncode == 1, result.stderr

@@ -119,7 +119,11 @@ def dangerous(globals_: list[Global]) -> list[str]:
 
 
 def rejected_by_weights_only(globals_: list[Global]) -> list[str]:
-    """Return the globals that a default torch.load(weights_only=True) rejects."""
+    """Return the globals that a default torch.load(weights_only=True) rejects.
+
+    NOTE: globals added with torch.serialization.add_safe_globals are still listed here,
+    because the doctor decides without torch; such files are reported as unsupported.
+    """
     return [
         str(found)
         for found in globals_
