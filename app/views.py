@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -39,17 +40,35 @@ def run_picker(runs: list[str], latest: str | None) -> str:
     return chosen
 
 
+def _literal(text: str) -> str:
+    """Escape Markdown outside `code spans`, so that names such as __main__ or *.pt show as written."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unmatched backtick: escape everything
+        parts = [text]
+    escaped = [
+        part if index % 2 else re.sub(r"([\\*_{}\[\]<>#|~$])", r"\\\1", part) for index, part in enumerate(parts)
+    ]
+    return "`".join(escaped)
+
+
 def show_broken_checkpoint(run_dir: Path, error: checkpoint.CheckpointError) -> None:
+    """Explain why a run's checkpoint does not load: what the file is, the likely cause and the fix."""
     diagnosis = error.diagnosis
     if diagnosis is None:
-        st.error(f"The checkpoint in `{run_dir}` does not load: {error}")
+        st.error(f"The checkpoint in `{run_dir}` does not load: {_literal(str(error))}")
         return
-    st.error(f"The checkpoint in `{run_dir}` does not load: it is {diagnosis.what}.")
+    st.error(f"The checkpoint in `{run_dir}` does not load. It is {_literal(diagnosis.what)}.")
     if diagnosis.cause:
-        st.markdown(f"**Likely cause:** {diagnosis.cause}")
+        st.markdown(f"**Likely cause:** {_literal(diagnosis.cause)}")
     if diagnosis.fix:
-        st.markdown(f"**Fix:** {diagnosis.fix}")
-    st.caption(f"Diagnosis by `python -m lockstep.doctor` (kind: {diagnosis.kind}). Pick another run in the sidebar.")
+        st.markdown(f"**Fix:** {_literal(diagnosis.fix)}")
+    for note in diagnosis.notes:
+        st.caption(_literal(note))
+    st.caption(
+        f"Diagnosis by the checkpoint doctor (kind `{diagnosis.kind}`). The same diagnosis from a shell: "
+        f"`docker compose run --rm --no-deps serve python -m lockstep.doctor {diagnosis.path}`. "
+        "Pick another run in the sidebar."
+    )
 
 
 def show_parity(trained_with: dict | None, serving: dict | None) -> None:

@@ -30,3 +30,11 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from train.pipeline import run_training
 
     return run_training(tiny_settings(tmp_path_factory.mktemp("checkpoints")))
+
+
+@pytest.fixture(scope="session")
+def doctor_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every kind of broken checkpoint the doctor recognises, plus valid ones, written at test time."""
+    from tests.unit.doctor_corpus import build_corpus
+
+    return build_corpus(tmp_path_factory.mktemp("doctor-corpus"))

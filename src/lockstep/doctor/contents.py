@@ -1,0 +1,191 @@
+"""Check what a loaded checkpoint contains: the architecture, the training stack, the devices.
+
+Runs only after torch.load(weights_only=True) succeeded, so importing torch
+and the model code here costs nothing extra. The imports stay inside the
+functions so that importing the doctor never imports torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lockstep import stack
+from lockstep.doctor.diagnosis import Diagnosis, broken, size_text
+from lockstep.doctor.storages import Structure, gpu_note
+
+LOCKSTEP_FORMAT = "lockstep-checkpoint"  # lockstep.checkpoint.FORMAT, which imports torch
+PROJECT_ARCHITECTURE = "small-cnn"
+# Prefixes that wrappers add to every key: DataParallel/DDP and torch.compile.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+SHOWN_KEYS = 10
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:SHOWN_KEYS]) + (f" and {len(names) - SHOWN_KEYS} more" if len(names) > SHOWN_KEYS else "")
+
+
+def compare_state_dict(expected: dict, actual: dict, path: Path | str) -> Diagnosis | None:
+    """Diagnose a state dict whose keys or shapes differ from `expected`, the model's; return None when they match."""
+    missing = sorted(set(expected) - set(actual))
+    unexpected = sorted(set(actual) - set(expected))
+    shapes = {
+        name: (list(expected[name].shape), list(getattr(actual[name], "shape", [])))
+        for name in sorted(set(expected) & set(actual))
+        if tuple(expected[name].shape) != tuple(getattr(actual[name], "shape", ()))
+    }
+    if not (missing or unexpected or shapes):
+        return None
+
+    details = []
+    if missing:
+        details.append(f"missing keys: {_listed(missing)}")
+    if unexpected:
+        details.append(f"unexpected keys: {_listed(unexpected)}")
+    details += [f"{name}: model {model}, file {found}" for name, (model, found) in shapes.items()]
+    cause = "the checkpoint was trained with other model code, or with another number of classes"
+    fix = "train again with this code, or load the file with the model code it was trained with"
+    for prefix in WRAPPER_PREFIXES:
+        if missing and sorted(name.removeprefix(prefix) for name in unexpected) == missing:
+            cause = (
+                f"every key starts with {prefix!r}, because the model was saved while wrapped "
+                "(DataParallel, DDP or torch.compile)"
+            )
+            fix = f"strip the prefix: {{k.removeprefix({prefix!r}): v for k, v in state_dict.items()}}, then save again"
+    return broken(
+        path,
+        "architecture-mismatch",
+        "a state dict for a different architecture than this project's model (" + "; ".join(details) + ")",
+        cause,
+        fix,
+        missing=missing,
+        unexpected=unexpected,
+        shape_mismatches=shapes,
+    )
+
+
+def _is_state_dict(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(key, str) and hasattr(item, "shape") for key, item in value.items())
+    )
+
+
+def _find_state_dict(payload: Any) -> dict | None:
+    if _is_state_dict(payload):
+        return payload
+    if isinstance(payload, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if _is_state_dict(payload.get(key)):
+                return payload[key]
+    return None
+
+
+def _class_count(state: dict) -> int | None:
+    """Infer the class count from the classifier's weight, or else from the last 2-D weight."""
+    weights = [tensor for name, tensor in state.items() if name.endswith("weight") and len(tensor.shape) == 2]
+    head = state.get("classifier.weight")
+    if head is not None and len(head.shape) == 2:
+        return int(head.shape[0])
+    return int(weights[-1].shape[0]) if weights else None
+
+
+def _stack_note(recorded: Any, facts: dict[str, Any]) -> str | None:
+    if not stack.MANIFEST_PATH.exists():  # outside a lockstep image there is nothing to compare with
+        return None
+    if not isinstance(recorded, dict):
+        return "The checkpoint records no training stack, so parity with this image cannot be shown."
+    try:
+        serving = stack.load_manifest(stack.MANIFEST_PATH)
+    except stack.StackError as error:
+        return f"This image's stack manifest cannot be read ({error}), so parity cannot be shown."
+    differences = stack.diff(recorded, serving)
+    if not differences:
+        return None
+    facts["stack_differences"] = [
+        {"field": d.field, "training": d.expected, "this_image": d.actual} for d in differences
+    ]
+    return (
+        f"The training stack recorded in the checkpoint differs from this image's in {len(differences)} place(s):\n"
+        + stack.format_diff(differences, "training image", "this image")
+        + "\nPredictions may differ from those measured in training. Rebuild both images from one "
+        "requirements/lock.txt (docker compose build) and train again."
+    )
+
+
+def _invalid_metadata(path: Path, problem: str) -> Diagnosis:
+    return broken(
+        path,
+        "invalid-metadata",
+        f"a lockstep checkpoint {problem}",
+        "the checkpoint was written by other code, or its metadata was edited",
+        "train again with this code (python -m train, or docker compose up)",
+    )
+
+
+def _check_lockstep(path: Path, payload: dict, facts: dict[str, Any], notes: list[str]) -> str | Diagnosis:
+    """Check a lockstep checkpoint's state dict and stack, and return a summary or the diagnosis of a problem."""
+    from lockstep.model import build_model
+
+    metadata = payload.get("metadata")
+    architecture = metadata.get("architecture") if isinstance(metadata, dict) else None
+    try:
+        model = build_model(architecture)
+    except (TypeError, ValueError) as error:
+        return _invalid_metadata(path, f"whose architecture spec {architecture!r} cannot be built: {error}")
+    state = payload.get("state_dict")
+    if not _is_state_dict(state):
+        return _invalid_metadata(path, "without a state dict of tensors")
+    mismatch = compare_state_dict(model.state_dict(), state, path)
+    if mismatch is not None:
+        return mismatch
+
+    note = _stack_note(metadata.get("stack"), facts)
+    if note:
+        notes.append(note)
+    classes = metadata.get("classes") or []
+    return f"run {metadata.get('run_id')}, {len(classes)} classes, {architecture['name']}"
+
+
+def examine_payload(path: Path, payload: Any, structure: Structure, size: int) -> Diagnosis:
+    """Diagnose a file that loaded: check its state dict against the model, its stack, its devices."""
+    from lockstep.model import build_model
+
+    facts: dict[str, Any] = {"format": structure.format, "devices": sorted({s.location for s in structure.storages})}
+    notes: list[str] = []
+    kind = "ok"
+    container = f"{structure.format} format, {size_text(size)}"
+
+    if isinstance(payload, dict) and payload.get("format") == LOCKSTEP_FORMAT:
+        summary = _check_lockstep(path, payload, facts, notes)
+        if isinstance(summary, Diagnosis):
+            return summary
+        description = f"a lockstep checkpoint ({summary}, {container})"
+        if "stack_differences" in facts:
+            kind = "stack-mismatch"
+    elif (state := _find_state_dict(payload)) is not None:
+        classes = _class_count(state)
+        if classes is not None:
+            model = build_model({"name": PROJECT_ARCHITECTURE, "num_classes": classes})
+            mismatch = compare_state_dict(model.state_dict(), state, path)
+            if mismatch is not None:
+                return mismatch
+        fits = f" that fits this project's model with {classes} classes" if classes else ""
+        description = f"a bare state dict ({len(state)} tensors, {container}){fits}"
+        notes.append(
+            "It has no lockstep metadata (classes, preprocessing), so the app cannot serve it. "
+            "Save it with lockstep.checkpoint.save_run, as python -m train does."
+        )
+        kind = "state-dict"
+    else:
+        entries = f" of {len(payload)} entries" if isinstance(payload, dict | list | tuple) else ""
+        description = f"a PyTorch checkpoint ({container}) that contains a {type(payload).__name__}{entries}"
+
+    gpu = gpu_note(structure.storages)
+    if gpu:
+        notes.append(gpu)
+        if kind in ("ok", "state-dict"):
+            kind = "cuda-tensors"
+    description += ", which loads with torch.load(weights_only=True)"
+    return Diagnosis(kind, True, str(path), description, facts=facts, payload=payload, notes=notes)
