@@ -22,12 +22,17 @@ MAX_SAMPLES = 4
 SAMPLE_BUTTONS_PER_ROW = 6
 
 
+def _trained_on_shapes(loaded: checkpoint.Checkpoint) -> bool:
+    data = loaded.metadata.get("data") or {}
+    return data.get("kind") == "generated" and set(loaded.classes) <= set(SHAPES)
+
+
 def _new_sample(loaded: checkpoint.Checkpoint, name: str, count: int) -> tuple[str, Image.Image] | None:
     """Draw a fresh shape for runs on generated data, or else take the next of the run's held-out images."""
-    data = loaded.metadata.get("data") or {}
-    if data.get("kind") == "generated" and set(loaded.classes) <= set(SHAPES):
+    if _trained_on_shapes(loaded):
         # A seed sequence that training and validation never use, and a new image on every click.
-        rng = np.random.default_rng([data.get("seed", 0), 7, count])
+        seed = (loaded.metadata.get("data") or {}).get("seed", 0)
+        rng = np.random.default_rng([seed, 7, count])
         return f"generated {name} #{count + 1}", draw_shape(name, rng, loaded.preprocessing.image_size)
     files = sorted((loaded.run_dir / "samples" / name).glob("*.png"))
     if not files:
@@ -37,8 +42,10 @@ def _new_sample(loaded: checkpoint.Checkpoint, name: str, count: int) -> tuple[s
 
 
 def _sample_buttons(loaded: checkpoint.Checkpoint) -> None:
-    generated = (loaded.metadata.get("data") or {}).get("kind") == "generated"
-    st.caption("Or add a generated sample:" if generated else "Or add a held-out image saved with the run:")
+    if _trained_on_shapes(loaded):
+        st.caption("Or add a generated sample:")
+    else:
+        st.caption("Or add a held-out image saved with the run:")
     names = loaded.classes
     per_row = min(len(names), SAMPLE_BUTTONS_PER_ROW)
     for start in range(0, len(names), per_row):

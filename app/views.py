@@ -42,7 +42,7 @@ def describe_data(data: dict) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _run_label(run_dir: str, is_latest: bool) -> str:
-    """Label a run with its start time and accuracy, short enough for the sidebar."""
+    """Label a run with the time it finished and its accuracy, short enough for the sidebar."""
     # Cached per run folder: finished runs never change, and the picker reads every run's metadata.json.
     run_id = Path(run_dir).name
     try:
@@ -53,8 +53,10 @@ def _run_label(run_dir: str, is_latest: bool) -> str:
         metadata = checkpoint.read_metadata(Path(run_dir))
     except (OSError, ValueError):
         metadata = None
-    accuracy = final_metrics(metadata).get("val_accuracy") if isinstance(metadata, dict) else None
-    label += f" · acc {accuracy:.1%}" if isinstance(accuracy, float) else " · metadata unreadable"
+    if not isinstance(metadata, dict):
+        label += " · metadata unreadable"
+    elif isinstance(accuracy := final_metrics(metadata).get("val_accuracy"), float):
+        label += f" · acc {accuracy:.1%}"
     return label + (" · latest" if is_latest else "")
 
 
@@ -69,8 +71,8 @@ def run_picker(checkpoint_dir: Path, runs: list[str], latest: str | None) -> str
             index=index,
             key="run",
             format_func=lambda run_id: _run_label(str(checkpoint_dir / "runs" / run_id), run_id == latest),
-            help="Each training run is saved in its own folder, labelled here with its start time (UTC) and "
-            "validation accuracy; `latest` marks the newest finished run.",
+            help="Each training run is saved in its own folder, labelled here with the time it finished (UTC) "
+            "and its validation accuracy. `latest` marks the newest finished run.",
         )
         st.caption(
             f"{len(runs)} run(s) in `{checkpoint_dir / 'runs'}`. `{TRAIN_COMMAND}` adds one; reload the page to see it."
@@ -148,7 +150,8 @@ def show_summary(loaded: checkpoint.Checkpoint, is_latest: bool) -> None:
     duration.metric(
         "Training time",
         f"{seconds:.0f} s" if isinstance(seconds, int | float) else "not recorded",
-        help=f"{len(meta.get('metrics') or [])} epochs, data loading and saving included.",
+        help=f"{len(meta.get('metrics') or [])} epochs, from reading or generating the data to the last "
+        "evaluation; saving the checkpoint is not counted.",
     )
 
 
@@ -177,7 +180,7 @@ def show_parity(trained_with: dict | None, serving: dict | None) -> None:
     st.warning(
         f"Stack parity: this image's stack differs from the training stack in {len(differences)} place(s), "
         "so predictions may differ from those measured in training. Rebuild both images from one lock "
-        f"(`docker compose build`) and train again."
+        "(`docker compose build`) and train again."
     )
     with st.expander(f"Show the package-by-package diff ({len(differences)})"):
         st.dataframe(
