@@ -200,6 +200,27 @@ def test_app_sample_buttons_add_and_clear(trained_run: Path, monkeypatch: pytest
     assert "top 3 predictions" in _text(app.info)
 
 
+def test_app_samples_held_out_images_of_folder_run(trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    folder_data = {"kind": "folder", "description": "image folder /data", "path": "/data", "train_images": 96}
+    _clone_run(trained_run, tmp_path, NEWER_RUN, data=folder_data)
+    app = _open_app(monkeypatch, tmp_path)
+    assert "Or add a held-out image saved with the run:" in _text(app.caption)
+
+    app.button(key="sample-triangle").click().run()
+    app.button(key="sample-triangle").click().run()
+    app.button(key="sample-triangle").click().run()
+
+    _assert_no_traceback(app)
+    results = _results(app)
+    # The run saved two held-out triangles (LOCKSTEP_HOLDOUT_PER_CLASS=2), so the third click wraps around.
+    assert [result.split(" → ")[0] for result in results] == [
+        "**held-out triangle #1**",
+        "**held-out triangle #2**",
+        "**held-out triangle #1**",
+    ]
+    assert "trained on 96 images from `/data`" in _text(app.markdown)
+
+
 def test_app_diagnoses_lfs_pointer(trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     run_dir = tmp_path / "runs" / trained_run.name
     shutil.copytree(trained_run, run_dir)
@@ -231,7 +252,7 @@ def test_app_serves_picked_older_run(trained_run: Path, tmp_path: Path, monkeypa
     accuracy = checkpoint.read_metadata(trained_run)["metrics"][-1]["val_accuracy"]
     app = _open_app(monkeypatch, tmp_path)
     picker = app.selectbox(key="run")
-    # Newest first, each labelled with its start time from the run id and its validation accuracy.
+    # Newest first, each labelled with the finish time in its run id and its validation accuracy.
     assert picker.options == [
         f"2026-01-02 00:00 · acc {accuracy:.1%} · latest",
         f"2026-01-01 00:00 · acc {accuracy:.1%}",
