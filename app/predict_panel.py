@@ -127,7 +127,8 @@ def _show_summary_table(names: list[str], predictions: list[list[Prediction]]) -
 def show(loaded: checkpoint.Checkpoint, settings: ServeSettings) -> None:
     max_upload_mb = st.get_option("server.maxUploadSize")
     uploads = st.file_uploader(
-        "Upload one or more images (drag and drop them here)",
+        # The browser rejects a larger file with only a red mark on it, so the label states the limit.
+        f"Upload one or more images, up to {max_upload_mb} MB each (drag and drop them here)",
         type=UPLOAD_TYPES,
         accept_multiple_files=True,
         key="uploads",

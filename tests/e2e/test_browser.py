@@ -191,6 +191,7 @@ def test_browser_rejects_upload_over_size_limit(stack_up: ComposeProject, browse
     _screenshot(browser, "browser-oversized-upload.png")
 
     assert "File must be 10.0MB or smaller" in uploader
+    assert "up to 10 MB each" in uploader
     assert not any(text.startswith("oversized.png → ") for text in _markdown_texts(browser))
     assert browser.find_elements(By.CSS_SELECTOR, "[data-testid='stException']") == []
 
