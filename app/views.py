@@ -1,4 +1,4 @@
-"""The parts of the page: run picker, parity banner, prediction, model card."""
+"""The top of the page: run picker, messages that stop the page, model summary, stack parity."""
 
 from __future__ import annotations
 
@@ -7,25 +7,62 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-import altair as alt
-import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from lockstep import checkpoint, stack
-from lockstep.data import SHAPES, draw_shape
-from lockstep.predict import ImageError, Prediction, open_image, predict
-from lockstep.settings import ServeSettings
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"]
-# Shown beside each input so that small model inputs stay visible.
-PREVIEW_PIXELS = 160
+TRAIN_COMMAND = "docker compose run --rm train"
+# Beyond this many classes the summary names the first few and the model card lists them all.
+SUMMARY_CLASSES = 12
 
 
-def run_picker(runs: list[str], latest: str | None) -> str:
-    """Let the user pick a run in the sidebar; the newest (the `latest` pointer) is the default."""
-    labels = {run_id: f"{run_id} (latest)" if run_id == latest else run_id for run_id in runs}
+def final_metrics(metadata: dict) -> dict:
+    """Return the last epoch's metrics, or {} for runs that recorded none."""
+    metrics = metadata.get("metrics") or []
+    return metrics[-1] if metrics else {}
+
+
+def format_created(metadata: dict, layout: str = "%Y-%m-%d %H:%M UTC") -> str:
+    created = metadata.get("created_at") or "unknown"
+    with contextlib.suppress(ValueError):
+        created = datetime.fromisoformat(created).strftime(layout)
+    return created
+
+
+def describe_data(data: dict) -> str:
+    """Name the training data in a few words: its kind and how many images."""
+    count = data.get("train_images")
+    images = f"{count:,} " if isinstance(count, int) else ""
+    if data.get("kind") == "generated":
+        return f"{images}generated images"
+    if data.get("kind") == "folder":
+        return f"{images}images from `{data.get('path', 'a data folder')}`"
+    return data.get("description", "unrecorded data")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _run_label(run_dir: str, is_latest: bool) -> str:
+    """Label a run with the time it finished and its accuracy, short enough for the sidebar."""
+    # Cached per run folder: finished runs never change, and the picker reads every run's metadata.json.
+    run_id = Path(run_dir).name
+    try:
+        label = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        label = run_id
+    try:
+        metadata = checkpoint.read_metadata(Path(run_dir))
+    except (OSError, ValueError):
+        metadata = None
+    if not isinstance(metadata, dict):
+        label += " · metadata unreadable"
+    elif isinstance(accuracy := final_metrics(metadata).get("val_accuracy"), float):
+        label += f" · acc {accuracy:.1%}"
+    return label + (" · latest" if is_latest else "")
+
+
+def run_picker(checkpoint_dir: Path, runs: list[str], latest: str | None) -> str:
+    """Let the user pick a run in the sidebar, with the run that `latest` points at as the default."""
     index = runs.index(latest) if latest in runs else 0
     with st.sidebar:
         st.header("Run")
@@ -33,10 +70,14 @@ def run_picker(runs: list[str], latest: str | None) -> str:
             "Checkpoint run",
             runs,
             index=index,
-            format_func=labels.get,
-            help="Training writes each run to its own folder; `latest` marks the newest.",
+            key="run",
+            format_func=lambda run_id: _run_label(str(checkpoint_dir / "runs" / run_id), run_id == latest),
+            help="Each training run is saved in its own folder, labelled here with the time it finished (UTC) "
+            "and its validation accuracy. `latest` marks the newest finished run.",
         )
-        st.caption(f"{len(runs)} run(s) on the volume")
+        st.caption(
+            f"{len(runs)} run(s) in `{checkpoint_dir / 'runs'}`. `{TRAIN_COMMAND}` adds one; reload the page to see it."
+        )
     return chosen
 
 
@@ -49,6 +90,18 @@ def _literal(text: str) -> str:
         part if index % 2 else re.sub(r"([\\*_{}\[\]<>#|~$])", r"\\\1", part) for index, part in enumerate(parts)
     ]
     return "`".join(escaped)
+
+
+def show_no_checkpoint(checkpoint_dir: Path) -> None:
+    st.error(
+        f"No trained model yet: `{checkpoint_dir}` contains no finished run. "
+        f"Train one with `{TRAIN_COMMAND}`, then reload this page."
+    )
+    st.code(TRAIN_COMMAND, language="bash")
+    st.caption(
+        "`docker compose up` trains before it serves, so this page appears only when the app runs "
+        "without a finished training, or LOCKSTEP_CHECKPOINT_DIR points elsewhere."
+    )
 
 
 def show_broken_checkpoint(run_dir: Path, error: checkpoint.CheckpointError) -> None:
@@ -66,165 +119,99 @@ def show_broken_checkpoint(run_dir: Path, error: checkpoint.CheckpointError) -> 
         st.caption(_literal(note))
     st.caption(
         f"Diagnosis by the checkpoint doctor (kind `{diagnosis.kind}`). The same diagnosis from a shell: "
-        f"`docker compose run --rm --no-deps serve python -m lockstep.doctor {diagnosis.path}`. "
-        "Pick another run in the sidebar."
+        f"`docker compose run --rm --no-deps serve python -m lockstep.doctor {diagnosis.path}`."
+    )
+    st.info(f"Pick another run in the sidebar, or train a new one with `{TRAIN_COMMAND}`.")
+
+
+def show_invalid_metadata(run_dir: Path, error: Exception) -> None:
+    st.error(
+        f"The checkpoint in `{run_dir}` does not load: its metadata does not describe a model this code "
+        f"can rebuild ({type(error).__name__}: {error}). Pick another run in the sidebar, or train a new "
+        f"one with `{TRAIN_COMMAND}`."
+    )
+
+
+def show_summary(loaded: checkpoint.Checkpoint, is_latest: bool) -> None:
+    """Say what the model is and how good it is, before any input."""
+    meta = loaded.metadata
+    size = loaded.preprocessing.image_size
+    classes = loaded.classes
+    named = ", ".join(classes[:SUMMARY_CLASSES]) + (
+        f" and {len(classes) - SUMMARY_CLASSES} more" if len(classes) > SUMMARY_CLASSES else ""
+    )
+    parameters = sum(parameter.numel() for parameter in loaded.model.parameters())
+    data = meta.get("data") or {}
+    st.markdown(
+        f"Serving run `{meta.get('run_id', loaded.run_dir.name)}`{' (latest)' if is_latest else ''}: "
+        f"a {(meta.get('architecture') or {}).get('name', 'model')} with {parameters:,} parameters that sorts "
+        f"{size}x{size} RGB images into {len(classes)} classes ({named}), trained on {describe_data(data)}."
+    )
+
+    final = final_metrics(meta)
+    training = meta.get("training") or {}
+    accuracy, count, trained, duration = st.columns(4)
+    val_accuracy = final.get("val_accuracy")
+    accuracy.metric(
+        "Validation accuracy",
+        f"{val_accuracy:.1%}" if isinstance(val_accuracy, float) else "not recorded",
+        help=f"Share of the {data.get('val_images', '?')} held-out validation images classified "
+        "correctly after the last epoch.",
+    )
+    count.metric("Classes", len(classes))
+    trained.metric(
+        "Trained",
+        format_created(meta, "%Y-%m-%d"),
+        help=f"Finished {format_created(meta)} on {training.get('device', 'an unrecorded device')}.",
+    )
+    seconds = training.get("seconds")
+    duration.metric(
+        "Training time",
+        f"{seconds:.0f} s" if isinstance(seconds, int | float) else "not recorded",
+        help=f"{len(meta.get('metrics') or [])} epochs, from reading or generating the data to the last "
+        "evaluation; saving the checkpoint is not counted.",
     )
 
 
 def show_parity(trained_with: dict | None, serving: dict | None) -> None:
     """Say whether the serving stack is the training stack, with the diff one click away when not."""
-    if not trained_with or not serving:
-        missing = "the checkpoint records no training stack" if not trained_with else "this image has no manifest"
-        st.warning(f"Stack parity unknown: {missing}.")
+    if not trained_with:
+        st.warning(
+            "Stack parity unknown: the checkpoint records no training stack. "
+            f"Train in the lockstep training image (`{TRAIN_COMMAND}`) to record it."
+        )
+        return
+    if not serving:
+        st.warning(
+            f"Stack parity unknown: this image has no stack manifest at `{stack.MANIFEST_PATH}`. "
+            "Run the app in the serving image built from Dockerfile.serve."
+        )
         return
     differences = stack.diff(trained_with, serving)
     if not differences:
         st.success(
-            f"Stack parity: serving runs the training stack: {len(serving['distributions'])} packages, "
-            f"torch {serving['torch']['version']} ({serving['torch']['build']}), Python {serving['python']}, "
-            f"lock {serving['lock_sha256'][:12]}."
+            f"Stack parity: this image runs the stack the model was trained with: "
+            f"{len(serving['distributions'])} packages, torch {serving['torch']['version']} "
+            f"({serving['torch']['build']}), Python {serving['python']}, lock {serving['lock_sha256'][:12]}."
         )
         return
     st.warning(
-        f"Stack parity: the serving stack differs from the training stack in {len(differences)} place(s). "
-        "Predictions may differ from those measured in training; rebuild both images from one lock."
+        f"Stack parity: this image's stack differs from the training stack in {len(differences)} place(s), "
+        "so predictions may differ from those measured in training. Rebuild both images from one lock "
+        "(`docker compose build`) and train again."
     )
-    with st.expander("Show the package-by-package diff"):
+    with st.expander(f"Show the package-by-package diff ({len(differences)})"):
         st.dataframe(
             pd.DataFrame(
                 [
-                    {"what": d.field, "training": d.expected or "(absent)", "serving": d.actual or "(absent)"}
-                    for d in differences
+                    {
+                        "what": difference.field,
+                        "training image": difference.expected or "(absent)",
+                        "this image": difference.actual or "(absent)",
+                    }
+                    for difference in differences
                 ]
             ),
             hide_index=True,
             width="stretch",
         )
-
-
-def _sample_images(loaded: checkpoint.Checkpoint) -> None:
-    """Offer one-click samples: freshly generated shapes, or the run's held-out images."""
-    generated = loaded.metadata.get("data", {}).get("kind") == "generated" and loaded.classes == list(SHAPES)
-    st.caption("Or pick a sample:" if generated else "Or pick a held-out image saved with the run:")
-    columns = st.columns(len(loaded.classes))
-    for column, name in zip(columns, loaded.classes, strict=True):
-        if not column.button(name, key=f"sample-{name}", width="stretch"):
-            continue
-        count = st.session_state.get("sample_count", 0)
-        st.session_state.sample_count = count + 1
-        if generated:
-            rng = np.random.default_rng([loaded.metadata.get("data", {}).get("seed", 0), 7, count])
-            image = draw_shape(name, rng, loaded.preprocessing.image_size)
-        else:
-            files = sorted((loaded.run_dir / "samples" / name).glob("*.png"))
-            if not files:
-                st.warning(f"The run saved no held-out images of {name}.")
-                continue
-            with Image.open(files[count % len(files)]) as opened:
-                image = opened.convert("RGB")
-        st.session_state.sample = (f"sample: {name}", image)
-
-
-def _probability_chart(ranked: list[Prediction]) -> alt.Chart:
-    frame = pd.DataFrame({"class": [p.label for p in ranked], "probability": [p.probability for p in ranked]})
-    return (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            y=alt.Y("class:N", sort="-x", title=None),
-            tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
-        )
-        .properties(height=40 + 28 * len(ranked))
-    )
-
-
-def _show_result(name: str, image: Image.Image, ranked: list[Prediction], loaded: checkpoint.Checkpoint) -> None:
-    st.subheader(f"{name} → **{ranked[0].label}** ({ranked[0].probability:.1%})")
-    original, model_input, chart = st.columns([1, 1, 2])
-    original.image(image, caption=f"original, {image.width}x{image.height}", width=PREVIEW_PIXELS)
-    size = loaded.preprocessing.image_size
-    seen = loaded.preprocessing.resize(image).resize((PREVIEW_PIXELS, PREVIEW_PIXELS), Image.Resampling.NEAREST)
-    model_input.image(seen, caption=f"what the model saw, {size}x{size}", width=PREVIEW_PIXELS)
-    chart.altair_chart(_probability_chart(ranked), width="stretch")
-
-
-def predict_section(loaded: checkpoint.Checkpoint, settings: ServeSettings) -> None:
-    uploads = st.file_uploader(
-        "Upload images (drag and drop works)",
-        type=UPLOAD_TYPES,
-        accept_multiple_files=True,
-        help=f"Up to {settings.max_image_pixels:,} pixels per image.",
-    )
-    _sample_images(loaded)
-
-    inputs: list[tuple[str, Image.Image]] = []
-    for upload in uploads or []:
-        try:
-            inputs.append((upload.name, open_image(upload.getvalue(), settings.max_image_pixels)))
-        except ImageError as error:
-            st.error(f"`{upload.name}` was not classified: {error}.")
-    if "sample" in st.session_state:
-        inputs.append(st.session_state.sample)
-
-    if not inputs:
-        st.info("Upload an image or pick a sample to see the model's top predictions.")
-        return
-    predictions = predict(loaded, [image for _, image in inputs], settings.top_k)
-    for (name, image), ranked in zip(inputs, predictions, strict=True):
-        _show_result(name, image, ranked, loaded)
-
-
-def _curves(metrics: list[dict]) -> None:
-    frame = pd.DataFrame(metrics).set_index("epoch")
-    loss, accuracy = st.columns(2)
-    loss.markdown("**Loss per epoch**")
-    loss.line_chart(frame[["train_loss", "val_loss"]])
-    accuracy.markdown("**Accuracy per epoch**")
-    accuracy.line_chart(frame[["train_accuracy", "val_accuracy"]])
-
-
-def _confusion_chart(matrix: list[list[int]], classes: list[str]) -> alt.Chart:
-    frame = pd.DataFrame(
-        [
-            {"true": classes[i], "predicted": classes[j], "count": count}
-            for i, row in enumerate(matrix)
-            for j, count in enumerate(row)
-        ]
-    )
-    base = alt.Chart(frame).encode(x=alt.X("predicted:N", sort=classes), y=alt.Y("true:N", sort=classes))
-    cells = base.mark_rect().encode(
-        color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")), tooltip=["true", "predicted", "count"]
-    )
-    return (cells + base.mark_text().encode(text="count:Q")).properties(height=60 + 40 * len(classes))
-
-
-def model_card(loaded: checkpoint.Checkpoint) -> None:
-    meta = loaded.metadata
-    metrics = meta.get("metrics") or []
-    final = metrics[-1] if metrics else {}
-    created = meta.get("created_at", "")
-    with contextlib.suppress(ValueError):
-        created = datetime.fromisoformat(created).strftime("%Y-%m-%d %H:%M UTC")
-
-    st.subheader("Model card")
-    first, second, third, fourth = st.columns(4)
-    first.metric("Validation accuracy", f"{final.get('val_accuracy', float('nan')):.1%}")
-    second.metric("Classes", len(loaded.classes))
-    third.metric("Training time", f"{meta.get('training', {}).get('seconds', float('nan')):.0f} s")
-    fourth.metric("Epochs", len(metrics))
-    data = meta.get("data", {})
-    st.markdown(
-        f"- **Classes:** {', '.join(loaded.classes)}\n"
-        f"- **Data:** {data.get('description', 'unknown')} ({data.get('train_images', '?')} training, "
-        f"{data.get('val_images', '?')} validation images)\n"
-        f"- **Trained:** {created} on {meta.get('training', {}).get('device', '?')}, run `{meta.get('run_id')}`\n"
-        f"- **Architecture:** {meta.get('architecture', {}).get('name')}, input "
-        f"{loaded.preprocessing.image_size}x{loaded.preprocessing.image_size} RGB\n"
-        f"- **Source revision:** {meta.get('source_revision') or 'not recorded'}"
-    )
-    if metrics:
-        _curves(metrics)
-    if meta.get("confusion_matrix"):
-        st.markdown("**Confusion matrix on the validation split** (rows: true class, columns: predicted)")
-        st.altair_chart(_confusion_chart(meta["confusion_matrix"], loaded.classes), width="stretch")

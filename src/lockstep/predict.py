@@ -7,9 +7,17 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lockstep.checkpoint import Checkpoint
+
+# Pillow decoders that uploads may use. Pillow reads dozens of other formats,
+# and each extra decoder is attack surface for a public upload form. The JPEG
+# decoder also opens the multi-picture (MPO) JPEGs that many cameras write.
+IMAGE_FORMATS = ("BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP")
+# Image.open registers only a few plugins on its own, and a format in `formats`
+# that is not registered yet raises KeyError, so register them all up front.
+Image.init()
 
 
 class ImageError(ValueError):
@@ -22,13 +30,26 @@ class Prediction:
     probability: float
 
 
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert image to RGB, turned upright as a viewer shows it, with transparent parts on white."""
+    # Cameras store rotation as an EXIF tag rather than rotating the pixels.
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # convert("RGB") drops alpha and exposes the colour that transparent pixels store, often black.
+        # Browsers show those pixels on the page's white, so the model gets the same.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode bytes into an RGB image; raise ImageError on non-images, corrupt files and oversized images."""
     try:
         with warnings.catch_warnings():
             # Pillow warns past MAX_IMAGE_PIXELS and raises only past twice that; both are refusals here.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(
@@ -36,14 +57,15 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
                         f"{max_pixels:,} (LOCKSTEP_MAX_IMAGE_PIXELS); downscale it and upload again"
                     )
                 image.load()
-                return image.convert("RGB")
+                return _to_rgb(image)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageError(f"the image is too large to decode safely ({error}); downscale it and upload again") from None
     except UnidentifiedImageError:
         raise ImageError(
-            "the file is not an image Pillow can read; upload a PNG, JPEG, BMP, GIF, TIFF or WebP file"
+            "the file is not a PNG, JPEG, BMP, GIF, TIFF or WebP image; "
+            "export it in one of these formats and upload it again"
         ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(

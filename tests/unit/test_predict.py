@@ -24,8 +24,38 @@ def test_open_image_returns_rgb():
 
 
 def test_open_image_rejects_non_image():
-    with pytest.raises(ImageError, match="not an image"):
+    with pytest.raises(ImageError, match="not a PNG, JPEG, BMP, GIF, TIFF or WebP image"):
         open_image(b"%PDF-1.7 not an image", max_pixels=1000)
+
+
+def test_open_image_rejects_format_outside_allowlist():
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, "PPM")
+    with pytest.raises(ImageError, match="not a PNG, JPEG, BMP, GIF, TIFF or WebP image"):
+        open_image(buffer.getvalue(), max_pixels=1000)
+
+
+def test_open_image_opens_tiff_and_webp():
+    for image_format in ("TIFF", "WEBP"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (6, 3), (200, 10, 10)).save(buffer, image_format)
+        assert open_image(buffer.getvalue(), max_pixels=1000).size == (6, 3)
+
+
+def test_open_image_applies_exif_orientation():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 10)).save(buffer, "JPEG", exif=exif)
+    assert open_image(buffer.getvalue(), max_pixels=1000).size == (10, 20)
+
+
+def test_open_image_puts_transparent_pixels_on_white():
+    buffer = io.BytesIO()
+    Image.new("RGBA", (4, 4), (0, 0, 0, 0)).save(buffer, "PNG")
+    image = open_image(buffer.getvalue(), max_pixels=1000)
+    assert image.mode == "RGB"
+    assert image.getpixel((0, 0)) == (255, 255, 255)
 
 
 def test_open_image_rejects_truncated_png():
