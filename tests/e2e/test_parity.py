@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -9,17 +10,12 @@ import pytest
 
 from tests.e2e.conftest import REPO, require_docker
 
-NAMESPACE = os.environ.get("IMAGE_NAMESPACE", "lockstep")
-TAG = os.environ.get("IMAGE_TAG", "local")
-TRAIN_IMAGE = f"{NAMESPACE}/train:{TAG}"
-SERVE_IMAGE = f"{NAMESPACE}/serve:{TAG}"
-
 # A copy of the serving image whose manifest pins another numpy and whose
 # torch label is wrong: both must show up in the diff.
-DOCTORED_DOCKERFILE = f"""\
-FROM {SERVE_IMAGE}
+DOCTORED_DOCKERFILE = """\
+FROM {serve_image}
 USER root
-RUN python -c "import json; p = '/opt/lockstep/stack.json'; m = json.load(open(p)); \
+RUN python -c "import json; p = '/opt/lockstep/stack.json'; m = json.load(open(p)); \\
 m['distributions']['numpy'] = '0.0.1'; json.dump(m, open(p, 'w'))"
 USER 10001:10001
 LABEL dev.lockstep.torch.version="0.0.1"
@@ -34,11 +30,17 @@ def _check_parity(*images: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def built_images() -> tuple[str, str]:
+    """The image names docker compose uses here, with IMAGE_NAMESPACE and IMAGE_TAG applied."""
     require_docker()
-    for image in (TRAIN_IMAGE, SERVE_IMAGE):
+    config = subprocess.run(
+        ["docker", "compose", "config", "--format", "json"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    services = json.loads(config.stdout)["services"]
+    images = (services["train"]["image"], services["serve"]["image"])
+    for image in images:
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
             pytest.skip(f"Requires: image {image}, built by scripts/test or scripts/build")
-    return TRAIN_IMAGE, SERVE_IMAGE
+    return images
 
 
 @pytest.fixture
@@ -46,7 +48,7 @@ def doctored_image(built_images) -> str:
     tag = f"lockstep-parity-test:{os.getpid()}"
     build = subprocess.run(
         ["docker", "build", "--quiet", "--label", "dev.lockstep.project=lockstep", "--tag", tag, "-"],
-        input=DOCTORED_DOCKERFILE,
+        input=DOCTORED_DOCKERFILE.format(serve_image=built_images[1]),
         capture_output=True,
         text=True,
         timeout=600,
@@ -59,22 +61,24 @@ def doctored_image(built_images) -> str:
 
 
 def test_check_parity_passes_for_built_images(built_images):
-    result = _check_parity(*built_images)
+    train_image, serve_image = built_images
+    result = _check_parity(train_image, serve_image)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"Parity: {TRAIN_IMAGE} and {SERVE_IMAGE} hold the same stack" in result.stdout
+    assert f"Parity: {train_image} and {serve_image} hold the same stack" in result.stdout
 
 
 def test_check_parity_defaults_to_namespace_and_tag(built_images):
     result = _check_parity()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{TRAIN_IMAGE} and {SERVE_IMAGE}" in result.stdout
+    assert f"{built_images[0]} and {built_images[1]}" in result.stdout
 
 
 def test_check_parity_lists_doctored_package_and_label(built_images, doctored_image):
-    result = _check_parity(TRAIN_IMAGE, doctored_image)
+    train_image = built_images[0]
+    result = _check_parity(train_image, doctored_image)
     assert result.returncode == 1, result.stdout + result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
-    assert rows[0] == [TRAIN_IMAGE, doctored_image]
+    assert rows[0] == [train_image, doctored_image]
     assert rows[1][:2] == ["distribution", "numpy"]
     assert rows[1][3] == "0.0.1"
     assert rows[2][:2] == ["label", "dev.lockstep.torch.version"]
@@ -84,6 +88,6 @@ def test_check_parity_lists_doctored_package_and_label(built_images, doctored_im
 
 
 def test_check_parity_rejects_missing_image(built_images):
-    result = _check_parity(TRAIN_IMAGE, "lockstep-parity-test:absent")
+    result = _check_parity(built_images[0], "lockstep-parity-test:absent")
     assert result.returncode == 2
     assert "image lockstep-parity-test:absent not found" in result.stderr
