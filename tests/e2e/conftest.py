@@ -21,7 +21,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", REPO / "artifacts"))
-HEALTHY_TIMEOUT = 240  # seconds from `up` to a healthy serve, training included
+# Seconds from `up` to a healthy serve, training included. It only bounds a
+# hang: training alone took 235 s on 2 cores shared with other builds.
+HEALTHY_TIMEOUT = 600
 
 
 @dataclass

@@ -115,7 +115,10 @@ def test_new_project_builds_and_passes_unit_tests(project: Path):
     tag = f"new-project-{os.getpid()}"
     images = [f"{NAME}/train:{tag}", f"{NAME}/serve:{tag}"]
     try:
-        result = _run([str(project / "scripts" / "test"), "unit"], cwd=project, timeout=1800, IMAGE_TAG=tag)
+        # SKIP_BUILD may be set for the template's own images (.ci/run sets it); these must be built.
+        result = _run(
+            [str(project / "scripts" / "test"), "unit"], cwd=project, timeout=1800, IMAGE_TAG=tag, SKIP_BUILD=""
+        )
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
         assert " passed" in result.stdout.splitlines()[-1]
         labels = _run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", images[1]], cwd=project)
