@@ -60,11 +60,18 @@ class Dataset:
 
 
 def draw_shape(shape: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
-    """Draw one shape at a random position, scale, rotation and colour on a noisy background."""
+    """Draw one shape at a random position, scale, rotation and colour on a noisy background.
+
+    The shape is drawn on a canvas up to four times larger and scaled down to size, with noise of a
+    random strength, so the model also recognises shapes in large, smooth uploads, which the app
+    scales down the same way.
+    """
+    final_size = size
+    size = int(final_size * rng.uniform(1, 4))
     background = rng.integers(0, 256, 3)
     # Keep the shape's colour far from the background so that every image is learnable.
     foreground = (background + rng.integers(96, 160, 3)) % 256
-    noise = rng.normal(0, 12, (size, size, 3))
+    noise = rng.normal(0, rng.uniform(0, 16), (size, size, 3))
     pixels = np.clip(np.broadcast_to(background, (size, size, 3)) + noise, 0, 255).astype(np.uint8)
     image = Image.fromarray(pixels, "RGB")
     draw = ImageDraw.Draw(image)
@@ -94,6 +101,8 @@ def draw_shape(shape: str, rng: np.random.Generator, size: int = 64) -> Image.Im
         polygon([(-radius, -arm), (radius, -arm), (radius, arm), (-radius, arm)])
     else:
         raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
+    if size != final_size:
+        image = image.resize((final_size, final_size), Image.Resampling.BILINEAR)
     return image
 
 

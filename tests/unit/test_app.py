@@ -231,7 +231,7 @@ def test_app_diagnoses_lfs_pointer(trained_run: Path, tmp_path: Path, monkeypatc
     app = _open_app(monkeypatch, tmp_path)
 
     _assert_no_traceback(app)
-    assert "does not load: it is a Git LFS pointer file" in _text(app.error)
+    assert "does not load. It is a Git LFS pointer file" in _text(app.error)
     assert "git lfs pull" in _text(app.markdown)
     assert "Pick another run in the sidebar" in _text(app.info)
     assert not app.file_uploader
@@ -243,7 +243,7 @@ def test_app_reports_unknown_architecture(trained_run: Path, tmp_path: Path, mon
 
     _assert_no_traceback(app)
     assert "unknown architecture 'resnet-9000'" in _text(app.error)
-    assert "Pick another run in the sidebar" in _text(app.error)
+    assert "Pick another run in the sidebar" in _text(app.info)
 
 
 def test_app_serves_picked_older_run(trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
