@@ -142,7 +142,9 @@ def show_bytes(value: object) -> str:
     # Decimal units, as `docker images` prints them.
     if not isinstance(value, int):
         return "-"
-    return f"{value / 1e9:.2f} GB" if value >= 1e9 else f"{value / 1e6:.1f} MB"
+    if value >= 1e9:
+        return f"{value / 1e9:.2f} GB"
+    return f"{value / 1e6:.1f} MB" if value >= 1e6 else f"{value} B"
 
 
 def show_milliseconds(value: object) -> str:
@@ -183,9 +185,14 @@ def rows(figures: dict) -> list[tuple[str, str, str]]:
             "cold build, both images",
             show_seconds(get("cold.seconds")),
             f"torch layer {show_seconds(get('cold.build.torch_layer_seconds'))}, "
-            f"rest of the lock {show_seconds(get('cold.build.rest_of_lock_seconds'))}",
+            f"rest of the lock {show_seconds(get('cold.build.rest_of_lock_seconds'))}, "
+            f"lockstep-pip cache mount afterwards {show_bytes(get('cold.pip_cache_bytes_after'))}",
         ),
-        ("rebuild with nothing changed", show_seconds(get("rebuild.unchanged.seconds")), "docker compose build"),
+        (
+            "rebuild with nothing changed",
+            show_seconds(get("rebuild.unchanged.seconds")),
+            f"torch layer from the cache: {yes_no(get('rebuild.unchanged.build.torch_layer_cached'))}",
+        ),
         (
             "rebuild after editing app/",
             show_seconds(get("rebuild.app.seconds")),
@@ -261,6 +268,8 @@ def render(figures: dict, meta: dict, targets: list[dict]) -> str:
         f"load average {meta.get('load_average_start', '?')} at start",
         "",
     ]
+    if meta.get("completed") == 0:
+        lines[1:1] = [f"INCOMPLETE: a part failed; parts requested: {meta.get('parts', '?')}"]
     section = None
     for label, value, note in rows(figures):
         if not value:
@@ -271,7 +280,7 @@ def render(figures: dict, meta: dict, targets: list[dict]) -> str:
                 lines += ["", section] if lines[-1] else [section]
                 section = None
             lines.append(f"  {label:<40} {value:>17}   {note}".rstrip())
-    lines += ["", "Targets"]
+    lines += ["Targets"] if not lines[-1] else ["", "Targets"]
     for result in targets:
         lines.append(f"  {result['status']:<5} {result['name']:<58} {show_target_value(result)}")
     return "\n".join(lines)

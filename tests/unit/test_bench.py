@@ -266,3 +266,8 @@ def test_process_clock_includes_startup():
     elapsed = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert elapsed >= 0.5
     assert elapsed < 30
+
+
+def test_render_marks_incomplete_run(report):
+    table = report.render({}, {"completed": 0, "parts": "cold rebuild"}, [])
+    assert "INCOMPLETE: a part failed; parts requested: cold rebuild" in table
