@@ -12,20 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 SCHEMA_VERSION = 1
+# Plain decimals only, so that float() does not read a hash such as 5946e05 as 5946 * 10**5.
+_INTEGER = re.compile(r"-?\d+")
+_DECIMAL = re.compile(r"-?\d+\.\d+")
+# The run's description is text, whatever it looks like (a commit hash may be all digits), except these.
+NUMERIC_META = frozenset({"meta.cpus", "meta.load_average_start", "meta.load_average_end", "meta.completed"})
 
 
-def parse_value(text: str) -> object:
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
+def parse_value(key: str, text: str) -> object:
+    if key.startswith("meta.") and key not in NUMERIC_META:
+        return text
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _DECIMAL.fullmatch(text):
+        return float(text)
     return text
 
 
@@ -42,7 +49,7 @@ def read_facts(path: Path) -> dict:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = parse_value(value)
+        node[leaf] = parse_value(key, value)
     return nested
 
 

@@ -192,6 +192,15 @@ def test_read_facts_nests_and_parses(report, tmp_path):
     assert figures["meta"]["commit"] == "bd2eb04-dirty"
 
 
+def test_read_facts_keeps_commit_hash_text(report, tmp_path):
+    facts = tmp_path / "facts.tsv"
+    facts.write_text("meta.commit\t5946e05\nmeta.compose_version\t2.27\nmeta.load_average_start\t1.13\n")
+    meta = report.read_facts(facts)["meta"]
+    assert meta["commit"] == "5946e05"
+    assert meta["compose_version"] == "2.27"
+    assert meta["load_average_start"] == 1.13
+
+
 def test_read_facts_rejects_line_without_tab(report, tmp_path):
     facts = tmp_path / "facts.tsv"
     facts.write_text("cold.seconds 245.5\n")
