@@ -58,8 +58,12 @@ def parse_time(text: str) -> float:
 
 
 def build_log(prefix: str, logs: list[Path]) -> None:
-    """Report the seconds of the two lock install steps, whether they were cached, and the wheels downloaded."""
-    steps = {"torch_layer": "/run/lock/heavy.txt", "rest_of_lock": "/run/lock/light.txt"}
+    """Report the seconds of the three lock install steps, whether they were cached, and the wheels downloaded."""
+    steps = {
+        "torch_layer": "/run/lock/heavy.txt",
+        "libraries_layer": "/run/lock/medium.txt",
+        "rest_of_lock": "/run/lock/light.txt",
+    }
     seconds: dict[str, float] = {}
     cached: dict[str, bool] = {}
     saved = set()
@@ -69,7 +73,7 @@ def build_log(prefix: str, logs: list[Path]) -> None:
         for line in log.read_text(errors="replace").splitlines():
             if match := _STEP.match(line):
                 for name, marker in steps.items():
-                    if marker in match[2] and "pip install" in match[2]:
+                    if f"install-layer.sh {marker}" in match[2]:
                         owner[match[1]] = name
                         cached.setdefault(name, True)
             elif (match := _DONE.match(line)) and match[1] in owner:

@@ -192,6 +192,7 @@ def rows(figures: dict) -> list[tuple[str, str, str]]:
             "cold build, both images",
             show_seconds(get("cold.seconds")),
             f"torch layer {show_seconds(get('cold.build.torch_layer_seconds'))}, "
+            f"large libraries {show_seconds(get('cold.build.libraries_layer_seconds'))}, "
             f"rest of the lock {show_seconds(get('cold.build.rest_of_lock_seconds'))}, "
             f"lockstep-pip cache mount afterwards {show_bytes(get('cold.pip_cache_bytes_after'))}",
         ),

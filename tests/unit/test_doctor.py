@@ -335,6 +335,17 @@ def test_cli_scan_passes_folder_without_pointers(tmp_path, doctor_corpus):
     assert "No Git LFS pointers among 1 weight file under" in result.stdout
 
 
+def test_cli_scan_skips_virtualenv_and_git(tmp_path, doctor_corpus):
+    for folder in (".venv/lib/site-packages", ".git/objects"):
+        (tmp_path / folder).mkdir(parents=True)
+        shutil.copy(doctor_corpus["lfs-pointer"], tmp_path / folder / "hidden.pt")
+    shutil.copy(doctor_corpus["valid"], tmp_path / "model.pt")
+    result = _run_doctor("--scan", tmp_path)
+
+    assert result.returncode == 0
+    assert "No Git LFS pointers among 1 weight file under" in result.stdout
+
+
 def test_doctor_works_where_torch_cannot_be_imported(tmp_path, doctor_corpus):
     stub = tmp_path / "stub" / "torch"
     stub.mkdir(parents=True)

@@ -54,17 +54,20 @@ def test_parse_pins_rejects_unpinned_line():
         lockfile.parse_pins("torch>=2.0\n")
 
 
-def test_split_heavy_layer_holds_torch_set():
-    heavy, light = lockfile.split(LOCK.format(python=RUNNING))
-    assert "torch==2.14.1" in heavy
-    assert "nvidia-cublas==13.1.1.3" in heavy
-    assert "pillow" not in heavy
-    assert "pillow==13.0.0" in light
-    assert "setuptools==84.2.1" in light
-    assert "torch==" not in light
-    # Every requirement keeps its hashes, so both parts install with --require-hashes.
-    assert heavy.count("--hash=") == 3
-    assert light.count("--hash=") == 3
+def test_split_layers_by_rate_of_change():
+    parts = lockfile.split(LOCK.format(python=RUNNING))
+    assert list(parts) == ["heavy", "medium", "light"]
+    assert "torch==2.14.1" in parts["heavy"]
+    assert "nvidia-cublas==13.1.1.3" in parts["heavy"]
+    assert "pillow==13.0.0" in parts["medium"]
+    assert "setuptools==84.2.1" in parts["light"]
+    assert "Torch_Vision==0.29.2" in parts["light"]  # not the PyTorch set's torchvision
+    assert "torch==" not in parts["light"]
+    assert "pillow" not in parts["heavy"]
+    # Every requirement keeps its hashes, so each part installs with --require-hashes.
+    assert parts["heavy"].count("--hash=") == 3
+    assert parts["medium"].count("--hash=") == 1
+    assert parts["light"].count("--hash=") == 2
 
 
 def test_facts_reads_sha256_torch_and_python():

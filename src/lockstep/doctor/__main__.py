@@ -16,11 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from lockstep.doctor import LFS_PREFIX, Diagnosis, diagnose
 
+SKIPPED_FOLDERS = frozenset(
+    {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+)
 WEIGHT_SUFFIXES = frozenset({".bin", ".ckpt", ".h5", ".onnx", ".pkl", ".pt", ".pt2", ".pth", ".safetensors", ".tar"})
 
 
@@ -32,17 +36,25 @@ def find_lfs_pointers(root: Path) -> tuple[list[Path], int]:
     """
     found = []
     checked = 0
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() not in WEIGHT_SUFFIXES or not path.is_file():
-            continue
-        checked += 1
-        try:
-            with open(path, "rb") as handle:
-                if handle.read(len(LFS_PREFIX)) == LFS_PREFIX:
+    for folder, subfolders, files in os.walk(root):
+        # Tool and VCS folders hold no checkpoints; a virtualenv's site-packages has .pth path files.
+        subfolders[:] = sorted(name for name in subfolders if name not in SKIPPED_FOLDERS)
+        for name in sorted(files):
+            path = Path(folder) / name
+            if path.suffix.lower() in WEIGHT_SUFFIXES and path.is_file():
+                checked += 1
+                if _starts_like_pointer(path):
                     found.append(path)
-        except OSError:
-            found.append(path)
     return found, checked
+
+
+def _starts_like_pointer(path: Path) -> bool:
+    """Return True for a Git LFS pointer, and for a file that cannot be read (so it is never passed over)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(LFS_PREFIX)) == LFS_PREFIX
+    except OSError:
+        return True
 
 
 def _scan(roots: list[Path], as_json: bool) -> int:
