@@ -30,6 +30,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 
+# Input sides the model accepts: three poolings need at least 8 pixels, and
+# 16 leaves the last feature map 2x2; above 512 a small CNN only gets slower.
+IMAGE_SIZES = range(16, 513)
+
+
 class SettingsError(ValueError):
     """An environment variable contains a value the code cannot use."""
 
@@ -49,8 +54,8 @@ def _read(env: Mapping[str, str], name: str, parse: Callable[[str], object], exp
     return value
 
 
-def _positive_int(env, name):
-    return _read(env, name, int, "a whole number of at least 1", lambda v: v >= 1)
+def _int_between(env, name, low, high):
+    return _read(env, name, int, f"a whole number from {low:,} to {high:,}", lambda v: low <= v <= high)
 
 
 def _fraction(env, name):
@@ -77,16 +82,18 @@ class TrainSettings:
         return cls(
             checkpoint_dir=Path(_read(env, "LOCKSTEP_CHECKPOINT_DIR", str, "a folder path")),
             data_dir=Path(data_dir) if data_dir else None,
-            epochs=_positive_int(env, "LOCKSTEP_EPOCHS"),
-            batch_size=_positive_int(env, "LOCKSTEP_BATCH_SIZE"),
-            learning_rate=_read(env, "LOCKSTEP_LEARNING_RATE", float, "a positive number", lambda v: v > 0),
-            image_size=_read(
-                env, "LOCKSTEP_IMAGE_SIZE", int, "a whole number from 16 to 512", lambda v: 16 <= v <= 512
+            epochs=_int_between(env, "LOCKSTEP_EPOCHS", 1, 10_000),
+            batch_size=_int_between(env, "LOCKSTEP_BATCH_SIZE", 1, 65_536),
+            # Above 1, AdamW diverges at once; inf and nan would train a model of NaN weights.
+            learning_rate=_read(
+                env, "LOCKSTEP_LEARNING_RATE", float, "a number above 0 and at most 1", lambda v: 0 < v <= 1
             ),
-            seed=_read(env, "LOCKSTEP_SEED", int, "a whole number"),
+            image_size=_int_between(env, "LOCKSTEP_IMAGE_SIZE", IMAGE_SIZES.start, IMAGE_SIZES.stop - 1),
+            # numpy and torch accept seeds from 0 to 2**32 - 1 alike.
+            seed=_int_between(env, "LOCKSTEP_SEED", 0, 2**32 - 1),
             val_fraction=_fraction(env, "LOCKSTEP_VAL_FRACTION"),
-            samples_per_class=_positive_int(env, "LOCKSTEP_SAMPLES_PER_CLASS"),
-            holdout_per_class=_positive_int(env, "LOCKSTEP_HOLDOUT_PER_CLASS"),
+            samples_per_class=_int_between(env, "LOCKSTEP_SAMPLES_PER_CLASS", 1, 100_000),
+            holdout_per_class=_int_between(env, "LOCKSTEP_HOLDOUT_PER_CLASS", 1, 10_000),
             device=_read(env, "LOCKSTEP_DEVICE", str, "cpu, cuda or auto", lambda v: v in {"cpu", "cuda", "auto"}),
         )
 
@@ -102,8 +109,8 @@ class ServeSettings:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ServeSettings:
         return cls(
             checkpoint_dir=Path(_read(env, "LOCKSTEP_CHECKPOINT_DIR", str, "a folder path")),
-            top_k=_positive_int(env, "LOCKSTEP_TOP_K"),
-            max_image_pixels=_positive_int(env, "LOCKSTEP_MAX_IMAGE_PIXELS"),
+            top_k=_int_between(env, "LOCKSTEP_TOP_K", 1, 1_000),
+            max_image_pixels=_int_between(env, "LOCKSTEP_MAX_IMAGE_PIXELS", 1, 1_000_000_000),
             smoke_min_accuracy=_read(
                 env, "LOCKSTEP_SMOKE_MIN_ACCURACY", float, "a number from 0 to 1", lambda v: 0 <= v <= 1
             ),
