@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run_training(settings)
-    except DataError as error:
+    except (DataError, SettingsError) as error:
         log.error("%s", error)
         return 2
     except (OSError, RuntimeError) as error:

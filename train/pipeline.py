@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import time
@@ -15,13 +16,17 @@ from torch.utils.data import DataLoader
 from lockstep import checkpoint, stack
 from lockstep.data import Dataset, folder_dataset, generated_dataset
 from lockstep.model import Preprocessing, build_model, channel_statistics
-from lockstep.settings import TrainSettings
+from lockstep.settings import SettingsError, TrainSettings
 from train.engine import ExampleDataset, evaluate, train_one_epoch
 
 log = logging.getLogger(__name__)
 
 # Enough images to estimate the normalisation, few enough to load in a second.
 STATISTICS_SAMPLE = 512
+
+
+class TrainingError(RuntimeError):
+    """Training ran but produced nothing worth saving."""
 
 
 def load_data(settings: TrainSettings) -> Dataset:
@@ -37,9 +42,10 @@ def load_data(settings: TrainSettings) -> Dataset:
 
 def pick_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "LOCKSTEP_DEVICE=cuda, but torch sees no CUDA device; use cpu or auto, "
-            "or run the container with a GPU (docker compose --gpus / device reservations)"
+        raise SettingsError(
+            "LOCKSTEP_DEVICE='cuda', but torch sees no CUDA device in this container. Set LOCKSTEP_DEVICE=cpu "
+            "or auto, or give the train service a GPU (a deploy.resources.reservations.devices entry with "
+            "capabilities: [gpu] in docker-compose.yml, and the NVIDIA Container Toolkit on the host)."
         )
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
@@ -107,6 +113,12 @@ def run_training(settings: TrainSettings) -> Path:
         train_result = train_one_epoch(model, train_loader, optimizer, device)
         val_result, confusion = evaluate(model, val_loader, device, len(dataset.classes))
         scheduler.step()
+        if not math.isfinite(train_result.loss):
+            # Saving would publish a model of NaN weights as `latest`, which predicts nothing useful.
+            raise TrainingError(
+                f"the training loss became {train_result.loss} in epoch {epoch}: training diverged. "
+                f"Lower LOCKSTEP_LEARNING_RATE (now {settings.learning_rate:g}) and train again"
+            )
         seconds = time.monotonic() - epoch_started
         metrics.append(
             {

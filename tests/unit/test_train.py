@@ -3,11 +3,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import torch
 from PIL import Image
 
 from lockstep import checkpoint, stack
-from tests.unit.conftest import TINY_TRAINING
+from tests.unit.conftest import TINY_TRAINING, tiny_settings
+from train import pipeline
 from train.__main__ import main
+from train.engine import EpochResult
 
 
 def test_training_run_records_metadata(trained_run: Path):
@@ -50,3 +54,26 @@ def test_main_invalid_setting_exits_2(monkeypatch, caplog):
     monkeypatch.setenv("LOCKSTEP_EPOCHS", "-1")
     assert main([]) == 2
     assert "LOCKSTEP_EPOCHS='-1' is invalid" in caplog.text
+
+
+def test_main_cuda_without_gpu_exits_2_with_fix(tmp_path: Path, monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name, value in TINY_TRAINING.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LOCKSTEP_DEVICE", "cuda")
+    monkeypatch.setenv("LOCKSTEP_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    assert main([]) == 2
+    assert "torch sees no CUDA device" in caplog.text
+    assert "Set LOCKSTEP_DEVICE=cpu or auto" in caplog.text
+
+
+# The stand-in epoch never steps the optimizer, so torch warns about the scheduler's order.
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+def test_run_training_diverged_loss_fails_and_saves_nothing(tmp_path: Path, monkeypatch):
+    # A learning rate within the settings' range can still diverge on some data; stand in for it.
+    monkeypatch.setattr(pipeline, "train_one_epoch", lambda *args: EpochResult(float("nan"), 0.25))
+    with pytest.raises(pipeline.TrainingError) as raised:
+        pipeline.run_training(tiny_settings(tmp_path / "checkpoints"))
+    assert "the training loss became nan in epoch 1" in str(raised.value)
+    assert "Lower LOCKSTEP_LEARNING_RATE" in str(raised.value)
+    assert not (tmp_path / "checkpoints" / "runs").exists()
