@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,8 +49,15 @@ class Example:
     def load(self) -> Image.Image:
         if self.image is not None:
             return self.image
-        with Image.open(self.path) as image:
-            return image.convert("RGB")
+        try:
+            with Image.open(self.path) as image:
+                return image.convert("RGB")
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
+            # The scan decoded this file, so it changed or vanished while training ran.
+            raise DataError(
+                f"image {self.path} could no longer be read during training ({error}); "
+                "keep the data folder unchanged while training runs, then train again"
+            ) from None
 
 
 @dataclass
@@ -132,13 +141,40 @@ def generated_dataset(samples_per_class: int, seed: int, size: int, val_fraction
 
 
 def _readable(path: Path) -> bool:
+    # verify() checks only the structure: a JPEG cut off mid-data passes it, so decode the whole image.
+    # Pillow warns before it refuses a decompression bomb; a warning here is a refusal too.
     try:
-        with Image.open(path) as image:
-            image.verify()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
         return True
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError) as error:
+    except (
+        OSError,
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        SyntaxError,
+        ValueError,
+    ) as error:
         log.warning("Skipping unreadable image %s: %s", path, error)
         return False
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Return the image files under folder, at any depth; raise DataError for a folder that cannot be listed."""
+    unlisted: list[OSError] = []
+    found = []
+    for parent, _, names in os.walk(folder, onerror=unlisted.append):
+        found += [Path(parent, name) for name in names if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+    if unlisted:
+        # A class folder that cannot be read would vanish from the classes, or lose an unknown number of images.
+        where = ", ".join(f"{error.filename} ({error.strerror})" for error in unlisted)
+        raise DataError(
+            f"cannot list {where}: training would silently miss its images. The training container runs as "
+            f"UID {os.getuid()}: make the data readable by it (chmod -R a+rX on the data folder) and train again"
+        )
+    return sorted(path for path in found if path.is_file())
 
 
 def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[str]]:
@@ -148,10 +184,16 @@ def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[str
     items: list[tuple[Path, int]] = []
     skipped: list[str] = []
     classes: list[str] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    try:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as error:
+        raise DataError(
+            f"cannot list data folder {root} ({error.strerror}). The training container runs as UID "
+            f"{os.getuid()}: make the data readable by it (chmod -R a+rX on the data folder) and train again"
+        ) from None
+    for folder in folders:
         readable = []
-        for path in files:
+        for path in _image_files(folder):
             (readable if _readable(path) else skipped).append(path)
         if readable:
             items += [(path, len(classes)) for path in readable]

@@ -77,3 +77,39 @@ def test_folder_dataset_splits_every_class(tmp_path: Path):
     assert len(dataset.train) == 8
     assert dataset.source["kind"] == "folder"
     assert dataset.train[0].load().mode == "RGB"
+
+
+def test_scan_folder_skips_jpeg_cut_off_mid_data(tmp_path: Path, caplog):
+    # verify() accepts a JPEG whose pixel data stops early; only decoding finds it.
+    _write_image(tmp_path / "cats" / "a.png")
+    _write_image(tmp_path / "dogs" / "b.png")
+    whole = tmp_path / "whole.jpg"
+    Image.effect_noise((64, 64), 50).convert("RGB").save(whole, quality=95)
+    cut = tmp_path / "dogs" / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING):
+        _, items, skipped = data.scan_folder(tmp_path)
+    assert skipped == [str(cut)]
+    assert str(cut) in caplog.text
+    assert cut not in [path for path, _ in items]
+
+
+def test_scan_folder_unlistable_class_folder_fails_naming_it(tmp_path: Path):
+    # Unit tests run as an unprivileged user, so mode 000 really hides the folder's contents.
+    _write_image(tmp_path / "cats" / "a.png")
+    _write_image(tmp_path / "dogs" / "b.png")
+    _write_image(tmp_path / "owls" / "c.png")
+    (tmp_path / "owls").chmod(0)
+    try:
+        with pytest.raises(data.DataError) as raised:
+            data.scan_folder(tmp_path)
+    finally:
+        (tmp_path / "owls").chmod(0o755)
+    assert f"cannot list {tmp_path / 'owls'} (Permission denied)" in str(raised.value)
+    assert "chmod -R a+rX" in str(raised.value)
+
+
+def test_example_load_of_vanished_file_raises_data_error_naming_it(tmp_path: Path):
+    example = data.Example(0, path=tmp_path / "gone.png")
+    with pytest.raises(data.DataError, match=r"gone\.png could no longer be read during training"):
+        example.load()
