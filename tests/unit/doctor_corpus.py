@@ -257,6 +257,25 @@ def build_corpus(folder: Path) -> dict[str, Path]:
     wrapped = {f"module.{name}": tensor for name, tensor in project_model.items()}
     files["data-parallel-prefix"] = _write(folder / "data-parallel.pt", _saved(wrapped))
 
+    diverged = {name: tensor.clone() for name, tensor in state.items()}
+    diverged["classifier.weight"].fill_(float("nan"))
+    files["non-finite-weights"] = _run(runs / "diverged", "20261204T120000Z-a1a1a1", diverged)
+    files["duplicate-classes"] = _run(runs / "duplicates", "20261204T120000Z-a2a2a2", classes=["a", "b", "a"])
+    files["zero-std"] = _run(
+        runs / "zero-std", "20261204T120000Z-a3a3a3", input={"image_size": 16, "mean": [0, 0, 0], "std": [0, 0, 0]}
+    )
+    files["metrics-not-a-list"] = _run(runs / "metrics", "20261204T120000Z-a4a4a4", metrics="x")
+    # Built for real, this width would need hundreds of terabytes.
+    files["huge-width"] = _run(
+        runs / "huge-width", "20261204T120000Z-a5a5a5", architecture=dict(ARCHITECTURE, width=10**6)
+    )
+    files["unbuildable-width"] = _run(
+        runs / "unbuildable-width", "20261204T120000Z-a7a7a7", architecture=dict(ARCHITECTURE, width=10**9)
+    )
+    replaced = _run(runs / "replaced", "20261204T120000Z-a6a6a6")
+    replaced.write_bytes(_saved(build_model({"name": "small-cnn", "num_classes": 3, "width": 2}).state_dict()))
+    files["replaced-by-smaller-checkpoint"] = replaced
+
     tensor_bytes = np.arange(6, dtype=np.float32).tobytes()
     header = {"weight": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}, "__metadata__": {"format": "pt"}}
     files["safetensors"] = _write(folder / "model.safetensors", _safetensors(header, tensor_bytes))

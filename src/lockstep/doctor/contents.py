@@ -7,12 +7,14 @@ functions so that importing the doctor never imports torch.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from lockstep import stack
 from lockstep.doctor.diagnosis import Diagnosis, broken, size_text
 from lockstep.doctor.storages import Structure, gpu_note
+from lockstep.settings import IMAGE_SIZES
 
 LOCKSTEP_FORMAT = "lockstep-checkpoint"  # lockstep.checkpoint.FORMAT, which imports torch
 PROJECT_ARCHITECTURE = "small-cnn"
@@ -124,28 +126,105 @@ def _invalid_metadata(path: Path, problem: str) -> Diagnosis:
     )
 
 
+def _numbers(value: Any, count: int) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == count
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    )
+
+
+def metadata_problem(metadata: Any) -> str | None:
+    """Return what makes a lockstep checkpoint's metadata unusable for serving, or None when it is sound.
+
+    The app, the smoke test and the model card read these fields without
+    further checks, so an edited file must fail here, with a diagnosis,
+    rather than there, with a traceback.
+    """
+    if not isinstance(metadata, dict):
+        return f"whose metadata is a {type(metadata).__name__}, not a dict"
+    classes = metadata.get("classes")
+    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) and c for c in classes)):
+        return f"whose classes {classes!r} are not a list of at least two names"
+    if len(set(classes)) != len(classes):
+        return f"whose classes {classes!r} repeat a name"
+    architecture = metadata.get("architecture")
+    if not isinstance(architecture, dict) or not isinstance(architecture.get("name"), str):
+        return f"whose architecture spec {architecture!r} names no architecture"
+    if architecture.get("num_classes") != len(classes):
+        return f"whose architecture has num_classes={architecture.get('num_classes')!r} for {len(classes)} classes"
+    preprocessing = metadata.get("input")
+    if not isinstance(preprocessing, dict):
+        return f"whose input settings {preprocessing!r} are not a dict"
+    size = preprocessing.get("image_size")
+    if not (isinstance(size, int) and size in IMAGE_SIZES):
+        low, high = IMAGE_SIZES.start, IMAGE_SIZES.stop - 1
+        return f"whose input image_size {size!r} is not a whole number from {low} to {high}"
+    if not _numbers(preprocessing.get("mean"), 3):
+        return f"whose input mean {preprocessing.get('mean')!r} is not three finite numbers"
+    std = preprocessing.get("std")
+    if not (_numbers(std, 3) and all(v > 0 for v in std)):
+        return f"whose input std {std!r} is not three positive numbers"
+    metrics = metadata.get("metrics", [])
+    if not (isinstance(metrics, list) and all(isinstance(epoch, dict) for epoch in metrics)):
+        return "whose metrics are not a list of per-epoch records"
+    for key in ("data", "training"):
+        if not isinstance(metadata.get(key, {}), dict):
+            return f"whose {key} record is a {type(metadata[key]).__name__}, not a dict"
+    return None
+
+
+def _non_finite(path: Path, state: dict) -> Diagnosis | None:
+    import torch
+
+    names = [
+        name
+        for name, tensor in state.items()
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if not names:
+        return None
+    return broken(
+        path,
+        "non-finite-weights",
+        f"a checkpoint whose weights hold NaN or infinite values ({len(names)} of {len(state)} tensors: "
+        f"{_listed(names)})",
+        "training diverged (a learning rate too high, or broken input data) and the weights were saved anyway",
+        "train again with a lower learning rate (LOCKSTEP_LEARNING_RATE); lockstep's training stops with an "
+        "error instead of saving such weights",
+        tensors=names,
+    )
+
+
 def _check_lockstep(path: Path, payload: dict, facts: dict[str, Any], notes: list[str]) -> str | Diagnosis:
-    """Check a lockstep checkpoint's state dict and stack, and return a summary or the diagnosis of a problem."""
+    """Check a lockstep checkpoint's metadata, state dict and stack; return a summary or the diagnosis of a problem."""
+    import torch
+
     from lockstep.model import build_model
 
     metadata = payload.get("metadata")
-    architecture = metadata.get("architecture") if isinstance(metadata, dict) else None
+    problem = metadata_problem(metadata)
+    if problem is not None:
+        return _invalid_metadata(path, problem)
+    architecture = metadata["architecture"]
     try:
-        model = build_model(architecture)
-    except (TypeError, ValueError) as error:
+        # On the meta device the model has shapes but no storage, so an edited spec
+        # (a width of a million) cannot make the doctor allocate memory.
+        with torch.device("meta"):
+            model = build_model(architecture)
+    except (TypeError, ValueError, RuntimeError) as error:  # RuntimeError: sizes beyond what torch can address
         return _invalid_metadata(path, f"whose architecture spec {architecture!r} cannot be built: {error}")
     state = payload.get("state_dict")
     if not _is_state_dict(state):
         return _invalid_metadata(path, "without a state dict of tensors")
-    mismatch = compare_state_dict(model.state_dict(), state, path)
+    mismatch = compare_state_dict(model.state_dict(), state, path) or _non_finite(path, state)
     if mismatch is not None:
         return mismatch
 
     note = _stack_note(metadata.get("stack"), facts)
     if note:
         notes.append(note)
-    classes = metadata.get("classes") or []
-    return f"run {metadata.get('run_id')}, {len(classes)} classes, {architecture['name']}"
+    return f"run {metadata.get('run_id')}, {len(metadata['classes'])} classes, {architecture['name']}"
 
 
 def examine_payload(path: Path, payload: Any, structure: Structure, size: int) -> Diagnosis:
@@ -171,6 +250,8 @@ def examine_payload(path: Path, payload: Any, structure: Structure, size: int) -
             mismatch = compare_state_dict(model.state_dict(), state, path)
             if mismatch is not None:
                 return mismatch
+        if (diverged := _non_finite(path, state)) is not None:
+            return diverged
         fits = f" that fits this project's model with {classes} classes" if classes else ""
         description = f"a bare state dict ({len(state)} tensors, {container}){fits}"
         notes.append(

@@ -138,7 +138,7 @@ def _structure(path: Path, handle: BinaryIO, head: bytes, size: int) -> Diagnosi
     found = _identify(path, handle, head, size)
     if isinstance(found, Diagnosis) and found.kind not in DAMAGED:
         return found
-    return sidecar.check_recorded(path, handle, size) or found
+    return sidecar.check_recorded(path, handle, size, complete=not isinstance(found, Diagnosis)) or found
 
 
 def _restricted_load(path: Path, handle: BinaryIO, structure: Structure, size: int) -> Diagnosis:

@@ -38,14 +38,19 @@ def _sha256(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def check_recorded(path: Path, handle: BinaryIO, size: int) -> Diagnosis | None:
-    """Diagnose a file whose size or sha256 differs from its run's metadata.json; return None when it matches."""
+def check_recorded(path: Path, handle: BinaryIO, size: int, complete: bool) -> Diagnosis | None:
+    """Diagnose a file whose size or sha256 differs from its run's metadata.json; return None when it matches.
+
+    complete is true when the file's own structure is whole (a zip with its central
+    directory, a pickle with its STOP): a smaller file is then another file
+    put in its place, not a cut-off copy.
+    """
     entry = recorded_file(path)
     if entry is None:
         return None
     expected = entry.get("bytes")
     recorded = f"{path.parent / METADATA_FILE} records"
-    if isinstance(expected, int) and size < expected:
+    if isinstance(expected, int) and size < expected and not complete:
         return broken(
             path,
             "truncated",
