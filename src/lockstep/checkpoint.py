@@ -9,7 +9,8 @@ Layout under the checkpoint folder:
 
 A run is written into runs/.incomplete-<run_id>-*, every file fsynced, then
 renamed into place; `latest` is replaced the same way. A crash therefore
-leaves either a whole run or none, never a half-written one. Loading goes
+leaves either a whole run or none, never a half-written one; the next save
+removes the staging folder such a crash left behind. Loading goes
 through the doctor first, which reads the file's bytes and structure before
 anything unpickles it, and then uses torch.load(weights_only=True).
 """
@@ -23,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,8 @@ MODEL_FILE = "model.pt"
 METADATA_FILE = "metadata.json"
 LATEST_FILE = "latest"
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+# A save writes its staging folder within seconds; one untouched this long was left by a killed save.
+STALE_STAGING_SECONDS = 600
 
 
 class CheckpointError(RuntimeError):
@@ -90,6 +94,7 @@ def write_latest(checkpoint_dir: Path, run_id: str) -> None:
     """Point `latest` at run_id atomically: write a temporary file, fsync, rename over the old pointer."""
     fd, temporary = tempfile.mkstemp(prefix=".latest-", dir=checkpoint_dir)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it 0600; the serving user may differ
         with os.fdopen(fd, "w") as handle:
             handle.write(run_id + "\n")
             handle.flush()
@@ -99,6 +104,19 @@ def write_latest(checkpoint_dir: Path, run_id: str) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_dir(checkpoint_dir)
+
+
+def _remove_stale_staging(runs: Path) -> None:
+    """Delete staging folders that a killed save left behind; they are never renamed into place."""
+    # Age, not mere existence: another training run may be writing its staging folder right now.
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    for staging in runs.glob(".incomplete-*"):
+        try:
+            if staging.is_dir() and staging.stat().st_mtime < cutoff:
+                shutil.rmtree(staging)
+                log.info("Removed %s, left by a save that did not finish", staging)
+        except OSError as error:
+            log.warning("Cannot remove %s, left by a save that did not finish: %s", staging, error)
 
 
 def save_run(
@@ -121,6 +139,7 @@ def save_run(
     if final.exists():
         raise FileExistsError(f"run {final} already exists; run ids must be unique")
 
+    _remove_stale_staging(runs)
     staging = Path(tempfile.mkdtemp(prefix=f".incomplete-{run_id}-", dir=runs))
     try:
         payload = {
@@ -174,6 +193,9 @@ def latest_run(checkpoint_dir: Path) -> str | None:
     try:
         run_id = pointer.read_text().strip()
     except FileNotFoundError:
+        run_id = ""
+    except (OSError, UnicodeDecodeError) as error:
+        log.warning("Cannot read %s (%s); using the newest run instead", pointer, error)
         run_id = ""
     if run_id in runs:
         return run_id

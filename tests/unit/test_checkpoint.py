@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,29 @@ def test_load_checkpoint_rejects_other_architecture(tmp_path: Path):
         checkpoint.load_checkpoint(run_dir)
     assert raised.value.diagnosis.kind == "architecture-mismatch"
     assert "classifier.weight: model [3, 16], file [5, 16]" in str(raised.value)
+
+
+def test_save_run_makes_latest_readable_by_other_users(tmp_path: Path):
+    _save(tmp_path, "20261204T120000Z-aaaaaa")
+    assert (tmp_path / "latest").stat().st_mode & 0o777 == 0o644
+
+
+def test_latest_run_unreadable_pointer_uses_newest(tmp_path: Path, caplog):
+    _save(tmp_path, "20261204T120000Z-aaaaaa")
+    _save(tmp_path, "20261204T130000Z-bbbbbb")
+    (tmp_path / "latest").unlink()
+    (tmp_path / "latest").mkdir()
+    assert checkpoint.latest_run(tmp_path) == "20261204T130000Z-bbbbbb"
+    assert f"Cannot read {tmp_path / 'latest'}" in caplog.text
+
+
+def test_save_run_removes_staging_left_by_killed_save_only_when_stale(tmp_path: Path):
+    runs = tmp_path / "runs"
+    stale = runs / ".incomplete-20261204T100000Z-dddddd-x"
+    (stale / "samples").mkdir(parents=True)
+    old = time.time() - checkpoint.STALE_STAGING_SECONDS - 60
+    os.utime(stale, (old, old))
+    fresh = runs / ".incomplete-20261204T110000Z-eeeeee-y"
+    fresh.mkdir()
+    _save(tmp_path, "20261204T120000Z-aaaaaa")
+    assert sorted(p.name for p in runs.iterdir()) == [fresh.name, "20261204T120000Z-aaaaaa"]
