@@ -19,8 +19,11 @@ SUMMARY_CLASSES = 12
 
 def final_metrics(metadata: dict) -> dict:
     """Return the last epoch's metrics, or {} for runs that recorded none."""
-    metrics = metadata.get("metrics") or []
-    return metrics[-1] if metrics else {}
+    # The run picker reads every run's metadata.json, which nothing has validated: expect anything.
+    metrics = metadata.get("metrics")
+    if isinstance(metrics, list) and metrics and isinstance(metrics[-1], dict):
+        return metrics[-1]
+    return {}
 
 
 def format_created(metadata: dict, layout: str = "%Y-%m-%d %H:%M UTC") -> str:

@@ -45,6 +45,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode bytes into an RGB image; raise ImageError on non-images, corrupt files and oversized images."""
+    if not data:
+        raise ImageError("the file is empty (0 bytes); upload the image file itself")
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        # Pillow's guard is process-wide and would refuse images our limit allows; the check below still holds.
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
             # Pillow warns past MAX_IMAGE_PIXELS and raises only past twice that; both are refusals here.
@@ -60,8 +65,12 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
                 return _to_rgb(image)
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"the image is too large to decode safely ({error}); downscale it and upload again") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow refuses before it reports the size: the image is beyond its own limit, so beyond ours too.
+        raise ImageError(
+            f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels, over the limit of {max_pixels:,} "
+            "(LOCKSTEP_MAX_IMAGE_PIXELS); downscale it and upload again"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(
             "the file is not a PNG, JPEG, BMP, GIF, TIFF or WebP image; "

@@ -315,3 +315,29 @@ def test_app_loads_model_once(trained_run: Path, tmp_path: Path, monkeypatch: py
     _assert_no_traceback(first)
     _assert_no_traceback(second)
     assert loads == [tmp_path / "runs" / NEWER_RUN]
+
+
+def test_app_survives_other_run_with_malformed_metadata_json(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    older = _clone_run(trained_run, tmp_path, OLDER_RUN)
+    _clone_run(trained_run, tmp_path, NEWER_RUN)
+    # The sidebar labels every run from its metadata.json, which nothing validated.
+    (older / checkpoint.METADATA_FILE).write_text('{"metrics": "x", "created_at": 5, "classes": 3}')
+    app = _open_app(monkeypatch, tmp_path)
+
+    _assert_no_traceback(app)
+    assert app.selectbox(key="run").options[1] == "2026-01-01 00:00"
+    assert f"Serving run `{NEWER_RUN}` (latest)" in _text(app.markdown)
+
+
+def test_app_diagnoses_edited_metadata_with_repeated_class(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    _clone_run(trained_run, tmp_path, NEWER_RUN, classes=["circle", "circle", "square", "triangle"])
+    app = _open_app(monkeypatch, tmp_path)
+
+    _assert_no_traceback(app)
+    assert "repeat a name" in _text(app.error)
+    assert "Pick another run in the sidebar" in _text(app.info)
+    assert not app.file_uploader

@@ -82,3 +82,21 @@ def test_predict_ranks_top_k(trained_run: Path):
         assert 0 < sum(probabilities) <= 1.0 + 1e-6
         assert {p.label for p in row} <= set(SHAPES)
     assert predict(loaded, [], top_k=3) == []
+
+
+def test_open_image_rejects_empty_file():
+    with pytest.raises(ImageError, match=r"the file is empty \(0 bytes\)"):
+        open_image(b"", max_pixels=1000)
+
+
+def test_open_image_bomb_beyond_pillow_limit_names_our_variable(monkeypatch):
+    # Pillow refuses such files in Image.open, before the app's own size check runs.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageError) as raised:
+        open_image(_png((30, 30)), max_pixels=50)
+    assert "more than 100 pixels, over the limit of 50 (LOCKSTEP_MAX_IMAGE_PIXELS)" in str(raised.value)
+
+
+def test_open_image_raises_pillow_limit_to_allow_what_setting_allows(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert open_image(_png((30, 30)), max_pixels=1000).size == (30, 30)
