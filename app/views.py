@@ -76,10 +76,11 @@ def run_picker(checkpoint_dir: Path, runs: list[str], latest: str | None) -> str
             key="run",
             format_func=lambda run_id: _run_label(str(checkpoint_dir / "runs" / run_id), run_id == latest),
             help="Each training run is saved in its own folder, labelled here with the time it finished (UTC) "
-            "and its validation accuracy. `latest` marks the newest finished run.",
+            "and its validation accuracy. `latest` marks the newest finished run, which is not always the best one.",
         )
         st.caption(
-            f"{len(runs)} run(s) in `{checkpoint_dir / 'runs'}`. `{TRAIN_COMMAND}` adds one; reload the page to see it."
+            f"{len(runs)} {'run' if len(runs) == 1 else 'runs'} in `{checkpoint_dir / 'runs'}`. `{TRAIN_COMMAND}` "
+            "adds one; reload the page to see it."
         )
     return chosen
 

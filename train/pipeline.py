@@ -98,10 +98,11 @@ def run_training(settings: TrainSettings) -> Path:
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     log.info(
-        "Training %s on %s for %d epochs (LOCKSTEP_EPOCHS), batch size %d, learning rate %g",
+        "Training %s on %s for %d epoch%s (LOCKSTEP_EPOCHS), batch size %d, learning rate %g",
         architecture["name"],
         device,
         settings.epochs,
+        "" if settings.epochs == 1 else "s",
         settings.batch_size,
         settings.learning_rate,
     )
