@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
+from lockstep.images import to_rgb
+
 log = logging.getLogger(__name__)
 
 SHAPES = ("circle", "cross", "square", "triangle")
@@ -51,7 +53,7 @@ class Example:
             return self.image
         try:
             with Image.open(self.path) as image:
-                return image.convert("RGB")
+                return to_rgb(image)
         except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
             # The scan decoded this file, so it changed or vanished while training ran.
             raise DataError(

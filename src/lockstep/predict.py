@@ -7,9 +7,10 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from lockstep.checkpoint import Checkpoint
+from lockstep.images import to_rgb
 
 # Pillow decoders that uploads may use. Pillow reads dozens of other formats,
 # and each extra decoder is attack surface for a public upload form. The JPEG
@@ -28,19 +29,6 @@ class ImageError(ValueError):
 class Prediction:
     label: str
     probability: float
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert image to RGB, turned upright as a viewer shows it, with transparent parts on white."""
-    # Cameras store rotation as an EXIF tag rather than rotating the pixels.
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        # convert("RGB") drops alpha and exposes the colour that transparent pixels store, often black.
-        # Browsers show those pixels on the page's white, so the model gets the same.
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
@@ -62,7 +50,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
                         f"{max_pixels:,} (LOCKSTEP_MAX_IMAGE_PIXELS); downscale it and upload again"
                     )
                 image.load()
-                return _to_rgb(image)
+                return to_rgb(image)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
