@@ -52,7 +52,7 @@ st.title("lockstep image classifier")
 try:
     settings = ServeSettings.from_env()
 except SettingsError as error:
-    st.error(f"Invalid setting: {error}")
+    st.error("Invalid setting:\n\n" + "\n\n".join(str(error).splitlines()))
     st.stop()
 
 try:

@@ -39,27 +39,36 @@ class SettingsError(ValueError):
     """An environment variable contains a value the code cannot use."""
 
 
-def _read(env: Mapping[str, str], name: str, parse: Callable[[str], object], expected: str, check=None):
-    raw = env.get(name, "").strip() or VARIABLES[name][0]
-    try:
-        value = parse(raw)
-    except ValueError:
-        value = None
-    if value is None or (check is not None and not check(value)):
-        default = VARIABLES[name][0]
-        raise SettingsError(
-            f"{name}={raw!r} is invalid: expected {expected}. Set it to e.g. {name}={default}, "
-            f"or unset it to use the default ({default})."
-        )
-    return value
+class _Reader:
+    """Parse variables from env and collect every problem, so one run of the program reports them all."""
 
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
 
-def _int_between(env, name, low, high):
-    return _read(env, name, int, f"a whole number from {low:,} to {high:,}", lambda v: low <= v <= high)
+    def read(self, name: str, parse: Callable[[str], object], expected: str, check=None):
+        raw = self.env.get(name, "").strip() or VARIABLES[name][0]
+        try:
+            value = parse(raw)
+        except ValueError:
+            value = None
+        if value is None or (check is not None and not check(value)):
+            default = VARIABLES[name][0]
+            self.problems.append(
+                f"{name}={raw!r} is invalid: expected {expected}. Set it to e.g. {name}={default}, "
+                f"or unset it to use the default ({default})."
+            )
+        return value
 
+    def int_between(self, name: str, low: int, high: int):
+        return self.read(name, int, f"a whole number from {low:,} to {high:,}", lambda v: low <= v <= high)
 
-def _fraction(env, name):
-    return _read(env, name, float, "a number between 0 and 1", lambda v: 0 < v < 1)
+    def fraction(self, name: str):
+        return self.read(name, float, "a number between 0 and 1", lambda v: 0 < v < 1)
+
+    def check(self) -> None:
+        if self.problems:
+            raise SettingsError("\n".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -79,23 +88,26 @@ class TrainSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> TrainSettings:
         data_dir = env.get("LOCKSTEP_DATA_DIR", "").strip()
-        return cls(
-            checkpoint_dir=Path(_read(env, "LOCKSTEP_CHECKPOINT_DIR", str, "a folder path")),
+        read = _Reader(env)
+        settings = cls(
+            checkpoint_dir=Path(read.read("LOCKSTEP_CHECKPOINT_DIR", str, "a folder path")),
             data_dir=Path(data_dir) if data_dir else None,
-            epochs=_int_between(env, "LOCKSTEP_EPOCHS", 1, 10_000),
-            batch_size=_int_between(env, "LOCKSTEP_BATCH_SIZE", 1, 65_536),
+            epochs=read.int_between("LOCKSTEP_EPOCHS", 1, 10_000),
+            batch_size=read.int_between("LOCKSTEP_BATCH_SIZE", 1, 65_536),
             # Above 1, AdamW diverges at once; inf and nan would train a model of NaN weights.
-            learning_rate=_read(
-                env, "LOCKSTEP_LEARNING_RATE", float, "a number above 0 and at most 1", lambda v: 0 < v <= 1
+            learning_rate=read.read(
+                "LOCKSTEP_LEARNING_RATE", float, "a number above 0 and at most 1", lambda v: 0 < v <= 1
             ),
-            image_size=_int_between(env, "LOCKSTEP_IMAGE_SIZE", IMAGE_SIZES.start, IMAGE_SIZES.stop - 1),
+            image_size=read.int_between("LOCKSTEP_IMAGE_SIZE", IMAGE_SIZES.start, IMAGE_SIZES.stop - 1),
             # numpy and torch accept seeds from 0 to 2**32 - 1 alike.
-            seed=_int_between(env, "LOCKSTEP_SEED", 0, 2**32 - 1),
-            val_fraction=_fraction(env, "LOCKSTEP_VAL_FRACTION"),
-            samples_per_class=_int_between(env, "LOCKSTEP_SAMPLES_PER_CLASS", 1, 100_000),
-            holdout_per_class=_int_between(env, "LOCKSTEP_HOLDOUT_PER_CLASS", 1, 10_000),
-            device=_read(env, "LOCKSTEP_DEVICE", str, "cpu, cuda or auto", lambda v: v in {"cpu", "cuda", "auto"}),
+            seed=read.int_between("LOCKSTEP_SEED", 0, 2**32 - 1),
+            val_fraction=read.fraction("LOCKSTEP_VAL_FRACTION"),
+            samples_per_class=read.int_between("LOCKSTEP_SAMPLES_PER_CLASS", 1, 100_000),
+            holdout_per_class=read.int_between("LOCKSTEP_HOLDOUT_PER_CLASS", 1, 10_000),
+            device=read.read("LOCKSTEP_DEVICE", str, "cpu, cuda or auto", lambda v: v in {"cpu", "cuda", "auto"}),
         )
+        read.check()
+        return settings
 
 
 @dataclass(frozen=True)
@@ -107,14 +119,17 @@ class ServeSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ServeSettings:
-        return cls(
-            checkpoint_dir=Path(_read(env, "LOCKSTEP_CHECKPOINT_DIR", str, "a folder path")),
-            top_k=_int_between(env, "LOCKSTEP_TOP_K", 1, 1_000),
-            max_image_pixels=_int_between(env, "LOCKSTEP_MAX_IMAGE_PIXELS", 1, 1_000_000_000),
-            smoke_min_accuracy=_read(
-                env, "LOCKSTEP_SMOKE_MIN_ACCURACY", float, "a number from 0 to 1", lambda v: 0 <= v <= 1
+        read = _Reader(env)
+        settings = cls(
+            checkpoint_dir=Path(read.read("LOCKSTEP_CHECKPOINT_DIR", str, "a folder path")),
+            top_k=read.int_between("LOCKSTEP_TOP_K", 1, 1_000),
+            max_image_pixels=read.int_between("LOCKSTEP_MAX_IMAGE_PIXELS", 1, 1_000_000_000),
+            smoke_min_accuracy=read.read(
+                "LOCKSTEP_SMOKE_MIN_ACCURACY", float, "a number from 0 to 1", lambda v: 0 <= v <= 1
             ),
         )
+        read.check()
+        return settings
 
 
 def describe_variables() -> str:

@@ -45,3 +45,10 @@ def test_invalid_value_names_variable_value_and_fix(name, value, expected):
 def test_serve_settings_reject_accuracy_floor_above_one():
     with pytest.raises(SettingsError, match="LOCKSTEP_SMOKE_MIN_ACCURACY='2'"):
         ServeSettings.from_env({"LOCKSTEP_SMOKE_MIN_ACCURACY": "2"})
+
+
+def test_every_invalid_value_is_reported_at_once():
+    with pytest.raises(SettingsError) as raised:
+        TrainSettings.from_env({"LOCKSTEP_EPOCHS": "abc", "LOCKSTEP_VAL_FRACTION": "1.5", "LOCKSTEP_SEED": "-1"})
+    lines = str(raised.value).splitlines()
+    assert [line.split("=")[0] for line in lines] == ["LOCKSTEP_EPOCHS", "LOCKSTEP_SEED", "LOCKSTEP_VAL_FRACTION"]
