@@ -109,6 +109,21 @@ def test_new_project_rejects_non_empty_dest(tmp_path: Path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.txt"]
 
 
+def test_new_project_rejects_dest_inside_template():
+    dest = REPO / "data" / f"nested-{os.getpid()}"
+    result = _new_project("demo", dest)
+    assert result.returncode == 2
+    assert f"DEST '{dest}' is inside the template's folder" in result.stderr
+    assert not dest.exists()
+
+
+def test_new_project_next_steps_set_data_dir(tmp_path: Path):
+    # Compose mounts data/ only when DATA_DIR is set, so the printed command must set it.
+    result = _new_project("demo", tmp_path / "demo")
+    assert result.returncode == 0, result.stderr
+    assert "DATA_DIR=./data docker compose up" in result.stdout
+
+
 def test_new_project_passes_lint(project: Path):
     # The template's .venv contains the tools that dev.txt pins. The copy's dev.txt is
     # identical, so linking it saves installing them again.
