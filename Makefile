@@ -1,6 +1,7 @@
 # Everyday commands, each a thin call to a script or to docker compose; the
 # scripts print their own help (e.g. scripts/test --help).
 #
+#   make help        this list (the default goal)
 #   make up          build, train, then serve on 127.0.0.1, port $SERVE_PORT (default 8501)
 #   make down        stop and remove the containers (the checkpoints volume stays)
 #   make test        unit tests in the image, then end-to-end tests (scripts/test)
@@ -13,15 +14,18 @@
 #   make doctor      diagnose the newest checkpoint in the checkpoints volume
 #   make parity      compare the stacks of the two built images
 #   make new-project NAME=... DEST=...   start a new project from this one
-#   make clean       remove this project's containers, volumes and images
+#   make clean       remove this compose project's containers and checkpoints volume,
+#                    and its two images ($IMAGE_NAMESPACE/{train,serve}:$IMAGE_TAG)
 #
 # Variables such as IMAGE_TAG, BASE_IMAGE or COMPOSE_PROJECT_NAME pass through
 # the environment, as the scripts document.
 
-# The value of the dev.lockstep.project label on everything this project creates.
-PROJECT := lockstep
+.DEFAULT_GOAL := help
+.PHONY: help up down test test-unit test-e2e lint lock lock-check smoke doctor parity new-project clean
 
-.PHONY: up down test test-unit test-e2e lint lock lock-check smoke doctor parity new-project clean
+# Prints the comment at the top of this file, which lists the targets.
+help:
+	@sed -n -E '/^#/!q; s/^# ?//; p' $(firstword $(MAKEFILE_LIST))
 
 up:
 	docker compose up --build --detach
@@ -60,12 +64,9 @@ new-project:
 	@test -n "$(NAME)" -a -n "$(DEST)" || { echo "usage: make new-project NAME=name DEST=folder" >&2; exit 2; }
 	scripts/new-project "$(NAME)" "$(DEST)"
 
-# Only what carries this project's compose project name or its
-# dev.lockstep.project label. .ci/build-base-image labels the stand-in base
-# image with the template's name, lockstep, so only the template removes it.
-# Other projects and BuildKit's caches stay.
+# Only this checkout's compose project (COMPOSE_PROJECT_NAME, else `name:` in
+# docker-compose.yml) and the images its services name, so that other compose
+# projects, other tags of the images, the stand-in base image, scripts/lock's
+# pip cache and BuildKit's cache stay.
 clean:
-	docker compose down --volumes --remove-orphans
-	docker container ls --all --quiet --filter label=dev.lockstep.project=$(PROJECT) | xargs --no-run-if-empty docker container rm --force
-	docker volume ls --quiet --filter label=dev.lockstep.project=$(PROJECT) | xargs --no-run-if-empty docker volume rm
-	docker image ls --quiet --filter label=dev.lockstep.project=$(PROJECT) | sort -u | xargs --no-run-if-empty docker image rm --force
+	docker compose down --volumes --remove-orphans --rmi all

@@ -33,6 +33,11 @@ def test_health_endpoints_answer_from_host(stack_up):
     assert http_get(f"{stack_up.url}/_stcore/script-health-check", timeout=60) == (200, "ok")
 
 
+def test_serve_log_names_published_port(stack_up):
+    logs = stack_up.compose("logs", "--no-color", "serve", check=True).stdout
+    assert f"URL: http://localhost:{stack_up.port}" in logs
+
+
 def test_smoke_test_passes_in_serving_container(stack_up):
     result = stack_up.run_script("smoke")
     output = result.stdout + result.stderr

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,55 @@ def test_doctor_diagnoses_files_in_serving_image(tmp_path):
     assert [entry["kind"] for entry in report] == ["lfs-pointer", "html"]
     assert [entry["path"] for entry in report] == [str(tmp_path.resolve() / "model.pt"), str(page.resolve())]
     assert report[0]["facts"]["oid"] == OID
+
+
+def test_doctor_reads_file_directly_in_tmp():
+    # The container has a tmpfs at /tmp, which must not hide a file from the host's /tmp.
+    _require_serving_image()
+    with tempfile.NamedTemporaryFile("w", dir="/tmp", suffix=".pt") as file:
+        file.write(POINTER)
+        file.flush()
+        pointer = Path(file.name)
+        result = _doctor("--json", pointer)
+    report = json.loads(result.stdout)
+
+    assert result.returncode == 1, result.stderr
+    assert report[0]["path"] == str(pointer.resolve())
+    assert report[0]["kind"] == "lfs-pointer"
+
+
+def test_doctor_reads_metadata_beside_file(tmp_path):
+    _require_serving_image()
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"PK\x03\x04" + bytes(12))
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text(json.dumps({"model_file": {"name": "model.pt", "bytes": 5000}}))
+    result = _doctor(model)
+
+    assert result.returncode == 1, result.stderr
+    assert f"{model.resolve()}: a checkpoint cut off at 16 bytes" in result.stdout
+    assert f"{metadata.resolve()} records 5,000 bytes" in result.stdout
+
+
+def test_doctor_reports_missing_file_in_root_folder():
+    _require_serving_image()
+    path = f"/lockstep-doctor-absent-{os.getpid()}.pt"
+    result = _doctor(path)
+
+    assert result.returncode == 1, result.stderr
+    assert f"{path}: a path where no file exists" in result.stdout
+
+
+def test_doctor_reads_file_in_system_folder():
+    # /etc is in the image too; the host's file must be the one examined.
+    _require_serving_image()
+    path = Path("/etc/os-release")
+    if not path.is_file():
+        pytest.skip("Requires: /etc/os-release on the host")
+    result = _doctor("--json", path)
+    report = json.loads(result.stdout)
+
+    assert result.returncode == 1, result.stderr
+    assert report[0]["path"] == str(path)
+    assert report[0]["kind"] == "text"
+    assert f"({path.stat().st_size} bytes)" in report[0]["what"]

@@ -12,10 +12,22 @@ import pytest
 from tests.e2e.conftest import REPO, require_docker
 
 NAME = f"demo-{os.getpid()}"
+# Variables that name the template's compose project and images, unset for the copy.
+COPY_UNSET = ("COMPOSE_PROJECT_NAME", "IMAGE_NAMESPACE")
 
 
 def _run(args: list[str], cwd: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env=dict(os.environ, **env), capture_output=True, text=True, timeout=timeout)
+
+
+def _run_in_copy(args: list[str], cwd: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    """Run args in a generated project with its own compose project name and image namespace.
+
+    The names set for the template's run (e.g. COMPOSE_PROJECT_NAME) would point the copy's
+    `make clean` at the template's stack.
+    """
+    inherited = {key: value for key, value in os.environ.items() if key not in COPY_UNSET}
+    return subprocess.run(args, cwd=cwd, env=dict(inherited, **env), capture_output=True, text=True, timeout=timeout)
 
 
 def _new_project(name: str, dest: Path) -> subprocess.CompletedProcess:
@@ -97,6 +109,21 @@ def test_new_project_rejects_non_empty_dest(tmp_path: Path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.txt"]
 
 
+def test_new_project_rejects_dest_inside_template():
+    dest = REPO / "data" / f"nested-{os.getpid()}"
+    result = _new_project("demo", dest)
+    assert result.returncode == 2
+    assert f"DEST '{dest}' is inside the template's folder" in result.stderr
+    assert not dest.exists()
+
+
+def test_new_project_next_steps_set_data_dir(tmp_path: Path):
+    # Compose mounts data/ only when DATA_DIR is set, so the printed command must set it.
+    result = _new_project("demo", tmp_path / "demo")
+    assert result.returncode == 0, result.stderr
+    assert "DATA_DIR=./data docker compose up" in result.stdout
+
+
 def test_new_project_passes_lint(project: Path):
     # The template's .venv contains the tools that dev.txt pins. The copy's dev.txt is
     # identical, so linking it saves installing them again.
@@ -117,9 +144,13 @@ def test_new_project_builds_and_passes_unit_tests(project: Path):
     require_docker()
     tag = f"new-project-{os.getpid()}"
     images = [f"{NAME}/train:{tag}", f"{NAME}/serve:{tag}"]
+    # What `make clean` must leave: another tag of the copy's image, and another
+    # compose project's volume with the copy's label, as a concurrent run would have.
+    kept_image = f"{NAME}/serve:{tag}-kept"
+    kept_volume = f"{NAME}-kept-{os.getpid()}_checkpoints"
     try:
         # SKIP_BUILD may be set for the template's own images (.ci/run sets it); these must be built.
-        result = _run(
+        result = _run_in_copy(
             [str(project / "scripts" / "test"), "unit"], cwd=project, timeout=1800, IMAGE_TAG=tag, SKIP_BUILD=""
         )
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -127,9 +158,18 @@ def test_new_project_builds_and_passes_unit_tests(project: Path):
         labels = _run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", images[1]], cwd=project)
         assert f'"dev.lockstep.project":"{NAME}"' in labels.stdout
         if shutil.which("make"):
-            cleaned = _run(["make", "clean"], cwd=project, IMAGE_TAG=tag)
+            _run(["docker", "tag", images[1], kept_image], cwd=project)
+            volume_labels = [f"com.docker.compose.project={NAME}-kept-{os.getpid()}", f"dev.lockstep.project={NAME}"]
+            _run(
+                ["docker", "volume", "create", "--label", volume_labels[0], "--label", volume_labels[1], kept_volume],
+                cwd=project,
+            )
+            cleaned = _run_in_copy(["make", "clean"], cwd=project, IMAGE_TAG=tag)
             assert cleaned.returncode == 0, cleaned.stderr
             for image in images:
                 assert _run(["docker", "image", "inspect", image], cwd=project).returncode != 0
+            assert _run(["docker", "image", "inspect", kept_image], cwd=project).returncode == 0
+            assert _run(["docker", "volume", "inspect", kept_volume], cwd=project).returncode == 0
     finally:
-        _run(["docker", "image", "rm", "--force", *images], cwd=project)
+        _run(["docker", "image", "rm", "--force", *images, kept_image], cwd=project)
+        _run(["docker", "volume", "rm", kept_volume], cwd=project)

@@ -91,3 +91,10 @@ def test_check_parity_rejects_missing_image(built_images):
     result = _check_parity(built_images[0], "lockstep-parity-test:absent")
     assert result.returncode == 2
     assert "image lockstep-parity-test:absent not found" in result.stderr
+
+
+def test_check_parity_rejects_unknown_option():
+    result = _check_parity("--bogus")
+    assert result.returncode == 2
+    assert "error: unknown option: --bogus" in result.stderr
+    assert "Usage: scripts/check-parity" in result.stderr
