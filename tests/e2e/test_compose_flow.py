@@ -114,3 +114,15 @@ def test_single_class_data_folder_stops_before_serve(tmp_path: Path):
     finally:
         project.save_logs()
         project.down()
+
+
+def test_missing_data_dir_fails_naming_it_and_creates_nothing(tmp_path: Path):
+    missing = tmp_path / "no-such-folder"
+    project = new_project("missing-data", DATA_DIR=str(missing))
+    try:
+        run = project.compose("run", "--rm", "train", timeout=300)
+        assert run.returncode != 0
+        assert f"bind source path does not exist: {missing}" in run.stderr
+        assert not missing.exists()
+    finally:
+        project.down()
