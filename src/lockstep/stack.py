@@ -142,6 +142,25 @@ def load_manifest(path: Path = MANIFEST_PATH) -> dict:
     return manifest
 
 
+def manifest_problem(manifest: object) -> str | None:
+    """Return what makes a recorded manifest unusable for a diff, or None when its shape is sound."""
+    if not isinstance(manifest, dict):
+        return f"is a {type(manifest).__name__}, not a dict"
+    for field in ("python", "platform", "lock_sha256"):
+        if not isinstance(manifest.get(field), str | None):
+            return f"has a {field} that is not text: {manifest[field]!r}"
+    torch = manifest.get("torch")
+    if not (torch is None or (isinstance(torch, dict) and all(isinstance(v, str | None) for v in torch.values()))):
+        return f"has a torch record that is not a mapping of text: {torch!r}"
+    distributions = manifest.get("distributions")
+    if not (
+        isinstance(distributions, dict)
+        and all(isinstance(name, str) and isinstance(version, str) for name, version in distributions.items())
+    ):
+        return "has no distributions mapping names to versions"
+    return None
+
+
 def diff(expected: dict, actual: dict) -> list[Difference]:
     """List what differs between two manifests: Python, platform, lock, torch build, each distribution."""
     differences = []

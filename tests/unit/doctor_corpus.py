@@ -272,6 +272,18 @@ def build_corpus(folder: Path) -> dict[str, Path]:
     files["unbuildable-width"] = _run(
         runs / "unbuildable-width", "20261204T120000Z-a7a7a7", architecture=dict(ARCHITECTURE, width=10**9)
     )
+    files["created-at-not-text"] = _run(runs / "created-at", "20261204T120000Z-a8a8a8", created_at=5)
+    files["confusion-matrix-too-large"] = _run(
+        runs / "confusion", "20261204T120000Z-a9a9a9", confusion_matrix=[[1] * 9 for _ in range(9)]
+    )
+    files["stack-malformed"] = _run(
+        runs / "stack-malformed", "20261204T120000Z-b1b1b1", stack={"distributions": "x", "torch": 5}
+    )
+    future = _run(runs / "future", "20261204T120000Z-b2b2b2")
+    payload = torch.load(future, weights_only=True)
+    future.write_bytes(_saved(dict(payload, version=2)))
+    (future.parent / checkpoint.METADATA_FILE).unlink()  # the sidecar's size and sha256 would flag it first
+    files["future-format-version"] = future
     replaced = _run(runs / "replaced", "20261204T120000Z-a6a6a6")
     replaced.write_bytes(_saved(build_model({"name": "small-cnn", "num_classes": 3, "width": 2}).state_dict()))
     files["replaced-by-smaller-checkpoint"] = replaced

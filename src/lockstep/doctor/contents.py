@@ -21,6 +21,10 @@ PROJECT_ARCHITECTURE = "small-cnn"
 # Prefixes that wrappers add to every key: DataParallel/DDP and torch.compile.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 SHOWN_KEYS = 10
+# Per-epoch keys that the model card charts.
+EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+# The payload layout this code reads; lockstep.checkpoint.FORMAT_VERSION writes it.
+LOCKSTEP_FORMAT_VERSION = 1
 
 
 def _listed(names: list[str]) -> str:
@@ -166,12 +170,36 @@ def metadata_problem(metadata: Any) -> str | None:
     if not (_numbers(std, 3) and all(v > 0 for v in std)):
         return f"whose input std {std!r} is not three positive numbers"
     metrics = metadata.get("metrics", [])
-    if not (isinstance(metrics, list) and all(isinstance(epoch, dict) for epoch in metrics)):
-        return "whose metrics are not a list of per-epoch records"
+    if not (isinstance(metrics, list) and all(_is_epoch_record(epoch) for epoch in metrics)):
+        return f"whose metrics are not a list of per-epoch records ({', '.join(EPOCH_KEYS)})"
+    matrix = metadata.get("confusion_matrix") or []
+    if matrix and not (
+        isinstance(matrix, list)
+        and len(matrix) == len(classes)
+        and all(
+            isinstance(row, list)
+            and len(row) == len(classes)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in row)
+            for row in matrix
+        )
+    ):
+        return f"whose confusion_matrix is not {len(classes)}x{len(classes)} counts, one row and column per class"
     for key in ("data", "training"):
         if not isinstance(metadata.get(key, {}), dict):
             return f"whose {key} record is a {type(metadata[key]).__name__}, not a dict"
+    if not isinstance(metadata.get("data", {}).get("skipped", []), list):
+        return "whose data.skipped is not a list of file names"
+    if not isinstance(metadata.get("created_at"), str | None):
+        return f"whose created_at {metadata['created_at']!r} is not a date and time as text"
+    if metadata.get("stack") is not None and (problem := stack.manifest_problem(metadata["stack"])):
+        return f"whose recorded training stack {problem}"
     return None
+
+
+def _is_epoch_record(epoch: Any) -> bool:
+    return isinstance(epoch, dict) and all(
+        isinstance(epoch.get(key), int | float) and not isinstance(epoch.get(key), bool) for key in EPOCH_KEYS
+    )
 
 
 def _non_finite(path: Path, state: dict) -> Diagnosis | None:
@@ -202,6 +230,15 @@ def _check_lockstep(path: Path, payload: dict, facts: dict[str, Any], notes: lis
 
     from lockstep.model import build_model
 
+    if payload.get("version") != LOCKSTEP_FORMAT_VERSION:
+        return broken(
+            path,
+            "invalid-metadata",
+            f"a lockstep checkpoint of format version {payload.get('version')!r}; this code reads version "
+            f"{LOCKSTEP_FORMAT_VERSION}",
+            "the checkpoint was written by another release of lockstep",
+            "serve it with the lockstep release that trained it, or train again with this code",
+        )
     metadata = payload.get("metadata")
     problem = metadata_problem(metadata)
     if problem is not None:
