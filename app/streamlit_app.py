@@ -52,6 +52,7 @@ st.title("lockstep image classifier")
 try:
     settings = ServeSettings.from_env()
 except SettingsError as error:
+    log.error("Invalid setting:\n%s", error)
     st.error("Invalid setting:\n\n" + "\n\n".join(str(error).splitlines()))
     st.stop()
 

@@ -13,8 +13,18 @@ import sys
 import urllib.error
 import urllib.request
 
+from lockstep.settings import ServeSettings, SettingsError
+
 
 def main() -> int:
+    # The app shows a bad setting on its page and stops there. The script health
+    # check counts that as a success, so check the settings here: the container
+    # then turns unhealthy, and `docker compose ps` shows the problem.
+    try:
+        ServeSettings.from_env()
+    except SettingsError as error:
+        print(f"unhealthy: invalid setting:\n{error}")
+        return 1
     port = os.environ.get("STREAMLIT_SERVER_PORT", "8501")
     url = f"http://127.0.0.1:{port}/_stcore/script-health-check"
     try:
