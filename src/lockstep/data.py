@@ -176,7 +176,9 @@ def _image_files(folder: Path) -> list[Path]:
             f"cannot list {where}: training would silently miss its images. The training container runs as "
             f"UID {os.getuid()}: make the data readable by it (chmod -R a+rX on the data folder) and train again"
         )
-    return sorted(path for path in found if path.is_file())
+    # os.walk lists directories apart, so what remains are files and symlinks; a dangling
+    # symlink stays in, and _readable skips it with a warning rather than in silence.
+    return sorted(path for path in found if path.is_file() or path.is_symlink())
 
 
 def scan_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[str]]:
@@ -223,8 +225,9 @@ def folder_dataset(root: Path, seed: int, val_fraction: float) -> Dataset:
     for label in range(len(classes)):
         paths = [path for path, item_label in items if item_label == label]
         rng.shuffle(paths)
-        # A class with one image goes to training only; it cannot be validated.
-        n_val = max(1, round(len(paths) * val_fraction)) if len(paths) > 1 else 0
+        # A class with one image goes to training only; it cannot be validated. Every
+        # class keeps at least one training image, whatever LOCKSTEP_VAL_FRACTION asks.
+        n_val = min(max(1, round(len(paths) * val_fraction)), len(paths) - 1)
         val += [Example(label, path=path) for path in paths[:n_val]]
         train += [Example(label, path=path) for path in paths[n_val:]]
     if not val:

@@ -64,7 +64,7 @@ class _Reader:
         return self.read(name, int, f"a whole number from {low:,} to {high:,}", lambda v: low <= v <= high)
 
     def fraction(self, name: str):
-        return self.read(name, float, "a number between 0 and 1", lambda v: 0 < v < 1)
+        return self.read(name, float, "a number above 0 and below 1", lambda v: 0 < v < 1)
 
     def check(self) -> None:
         if self.problems:

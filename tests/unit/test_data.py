@@ -113,3 +113,23 @@ def test_example_load_of_vanished_file_raises_data_error_naming_it(tmp_path: Pat
     example = data.Example(0, path=tmp_path / "gone.png")
     with pytest.raises(data.DataError, match=r"gone\.png could no longer be read during training"):
         example.load()
+
+
+def test_folder_dataset_keeps_a_training_image_per_class_at_high_val_fraction(tmp_path: Path):
+    for index in range(3):
+        _write_image(tmp_path / "cats" / f"{index}.png")
+        _write_image(tmp_path / "dogs" / f"{index}.png", (10, 10, 200))
+    dataset = data.folder_dataset(tmp_path, seed=0, val_fraction=0.99)
+    assert sorted(e.label for e in dataset.train) == [0, 1]
+    assert len(dataset.val) == 4
+
+
+def test_scan_folder_warns_about_dangling_symlink(tmp_path: Path, caplog):
+    _write_image(tmp_path / "cats" / "a.png")
+    _write_image(tmp_path / "dogs" / "b.png")
+    dangling = tmp_path / "dogs" / "gone.jpg"
+    dangling.symlink_to(tmp_path / "nowhere.jpg")
+    with caplog.at_level(logging.WARNING):
+        _, _, skipped = data.scan_folder(tmp_path)
+    assert skipped == [str(dangling)]
+    assert f"Skipping unreadable image {dangling}" in caplog.text

@@ -28,7 +28,7 @@ def test_data_dir_is_used_when_set():
         ("LOCKSTEP_SEED", "99999999999999999999999", "a whole number from 0 to 4,294,967,295"),
         ("LOCKSTEP_LEARNING_RATE", "inf", "a number above 0 and at most 1"),
         ("LOCKSTEP_LEARNING_RATE", "nan", "a number above 0 and at most 1"),
-        ("LOCKSTEP_VAL_FRACTION", "1.5", "a number between 0 and 1"),
+        ("LOCKSTEP_VAL_FRACTION", "1.5", "a number above 0 and below 1"),
         ("LOCKSTEP_IMAGE_SIZE", "4", "a whole number from 16 to 512"),
         ("LOCKSTEP_DEVICE", "tpu", "cpu, cuda or auto"),
     ],
