@@ -71,8 +71,6 @@ def run_training(settings: TrainSettings) -> Path:
     torch.manual_seed(settings.seed)
     device = pick_device(settings.device)
     dataset = load_data(settings)
-    for path in dataset.source.get("skipped", []):
-        log.warning("Skipped unreadable image %s", path)
     log.info(
         "Data: %d classes (%s), %d training and %d validation images",
         len(dataset.classes),
@@ -142,6 +140,13 @@ def run_training(settings: TrainSettings) -> Path:
             seconds,
         )
 
+    diverged = [name for name, tensor in model.state_dict().items() if not bool(torch.isfinite(tensor).all())]
+    if diverged:
+        # The loss can stay finite while the last optimisation step breaks the weights.
+        raise TrainingError(
+            f"the weights hold NaN or infinite values after training ({', '.join(diverged[:5])}): training "
+            f"diverged. Lower LOCKSTEP_LEARNING_RATE (now {settings.learning_rate:g}) and train again"
+        )
     now = datetime.now(UTC)
     run_id = new_run_id(now)
     metadata = {

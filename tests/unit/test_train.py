@@ -13,6 +13,9 @@ from train import pipeline
 from train.__main__ import main
 from train.engine import EpochResult
 
+# The stand-in epochs below never step the optimizer, so torch warns about the scheduler's order.
+SCHEDULER_WARNING = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+
 
 def test_training_run_records_metadata(trained_run: Path):
     meta = json.loads((trained_run / "metadata.json").read_text())
@@ -67,8 +70,7 @@ def test_main_cuda_without_gpu_exits_2_with_fix(tmp_path: Path, monkeypatch, cap
     assert "Set LOCKSTEP_DEVICE=cpu or auto" in caplog.text
 
 
-# The stand-in epoch never steps the optimizer, so torch warns about the scheduler's order.
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`")
+@SCHEDULER_WARNING
 def test_run_training_diverged_loss_fails_and_saves_nothing(tmp_path: Path, monkeypatch):
     # A learning rate within the settings' range can still diverge on some data; stand in for it.
     monkeypatch.setattr(pipeline, "train_one_epoch", lambda *args: EpochResult(float("nan"), 0.25))
@@ -76,4 +78,17 @@ def test_run_training_diverged_loss_fails_and_saves_nothing(tmp_path: Path, monk
         pipeline.run_training(tiny_settings(tmp_path / "checkpoints"))
     assert "the training loss became nan in epoch 1" in str(raised.value)
     assert "Lower LOCKSTEP_LEARNING_RATE" in str(raised.value)
+    assert not (tmp_path / "checkpoints" / "runs").exists()
+
+
+@SCHEDULER_WARNING
+def test_run_training_non_finite_weights_after_finite_loss_saves_nothing(tmp_path: Path, monkeypatch):
+    def break_weights(model, *args):
+        with torch.no_grad():
+            model.classifier.weight.fill_(float("inf"))
+        return EpochResult(0.5, 0.75)
+
+    monkeypatch.setattr(pipeline, "train_one_epoch", break_weights)
+    with pytest.raises(pipeline.TrainingError, match=r"weights hold NaN or infinite values .*classifier\.weight"):
+        pipeline.run_training(tiny_settings(tmp_path / "checkpoints", LOCKSTEP_EPOCHS="1"))
     assert not (tmp_path / "checkpoints" / "runs").exists()
