@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+import views
 from lockstep import checkpoint
 from lockstep.data import SHAPES, draw_shape
 from lockstep.predict import ImageError, Prediction, open_image, predict
@@ -71,7 +72,7 @@ def _decode_uploads(uploads: list, settings: ServeSettings) -> list[tuple[str, I
         try:
             images.append((upload.name, open_image(upload.getvalue(), settings.max_image_pixels)))
         except ImageError as error:
-            st.error(f"`{upload.name}` was not classified: {error}.")
+            st.error(f"{views.plain(upload.name)} was not classified: {error}.")
     return images
 
 
@@ -97,7 +98,7 @@ def _probability_chart(ranked: list[Prediction]) -> alt.Chart:
 
 def _show_result(name: str, image: Image.Image, ranked: list[Prediction], loaded: checkpoint.Checkpoint) -> None:
     with st.container(border=True):
-        st.markdown(f"**{name}** → **{ranked[0].label}** ({ranked[0].probability:.1%})")
+        st.markdown(f"**{views.plain(name)}** → **{views.plain(ranked[0].label)}** ({ranked[0].probability:.1%})")
         original, model_input, chart = st.columns([1, 1, 2])
         original.image(image, caption=f"original, {image.width}x{image.height}", width=PREVIEW_PIXELS)
         size = loaded.preprocessing.image_size

@@ -85,6 +85,11 @@ def run_picker(checkpoint_dir: Path, runs: list[str], latest: str | None) -> str
     return chosen
 
 
+def plain(text: str) -> str:
+    """Escape the Markdown characters that format text mid-line, so that a user's file name shows as written."""
+    return re.sub(r"([\\`*_\[\]<>|~$])", r"\\\1", text)
+
+
 def _literal(text: str) -> str:
     """Escape Markdown outside `code spans`, so that names such as __main__ or *.pt show as written."""
     parts = text.split("`")

@@ -161,7 +161,7 @@ def test_app_non_image_upload_keeps_others(trained_run: Path, monkeypatch: pytes
 
     _assert_no_traceback(app)
     assert len(app.error) == 1
-    assert app.error[0].value.startswith("`notes.png` was not classified: the file is not a PNG, JPEG")
+    assert app.error[0].value.startswith("notes.png was not classified: the file is not a PNG, JPEG")
     assert "upload it again" in app.error[0].value
     assert len(_results(app)) == 1
     assert _results(app)[0].startswith("**circle.png** → ")
@@ -176,7 +176,7 @@ def test_app_rejects_image_over_pixel_limit(trained_run: Path, monkeypatch: pyte
     app.file_uploader(key="uploads").upload("big.png", _shape_png("cross", size=64), "image/png").run()
 
     _assert_no_traceback(app)
-    assert "`big.png` was not classified: the image is 64x64 = 4,096 pixels" in _text(app.error)
+    assert "big.png was not classified: the image is 64x64 = 4,096 pixels" in _text(app.error)
     assert "over the limit of 1,000 (LOCKSTEP_MAX_IMAGE_PIXELS)" in _text(app.error)
     assert "downscale it" in _text(app.error)
     assert _results(app) == []
@@ -341,3 +341,14 @@ def test_app_diagnoses_edited_metadata_with_repeated_class(
     assert "repeat a name" in _text(app.error)
     assert "Pick another run in the sidebar" in _text(app.info)
     assert not app.file_uploader
+
+
+def test_app_shows_upload_names_without_markdown_formatting(trained_run: Path, monkeypatch: pytest.MonkeyPatch):
+    app = _open_app(monkeypatch, _checkpoint_dir(trained_run))
+    app.file_uploader(key="uploads").set_value(
+        [("a`b*c*[x](y).png", b"not pixels", "image/png"), ("__bold__.png", _shape_png("circle"), "image/png")]
+    ).run()
+
+    _assert_no_traceback(app)
+    assert app.error[0].value.startswith(r"a\`b\*c\*\[x\](y).png was not classified")
+    assert _results(app)[0].startswith(r"**\_\_bold\_\_.png** → ")
