@@ -55,7 +55,9 @@ smoke:
 	scripts/smoke
 
 doctor:
-	docker compose run --rm --no-deps serve sh -c 'python -m lockstep.doctor "/checkpoints/runs/$$(cat /checkpoints/latest)/model.pt"'
+	docker compose run --rm --no-deps serve sh -c 'run=$$(cat /checkpoints/latest 2>/dev/null) \
+	  || { echo "error: no checkpoint yet; train one with docker compose run --rm train" >&2; exit 1; }; \
+	  python -m lockstep.doctor "/checkpoints/runs/$$run/model.pt"'
 
 parity:
 	scripts/check-parity
