@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from lockstep.data import DataError
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         run_training(settings)
     except (DataError, SettingsError) as error:
         log.error("%s", error)
+        if isinstance(error, DataError) and (on_host := os.environ.get("LOCKSTEP_DATA_DIR_ON_HOST")):
+            log.error("%s is the folder DATA_DIR=%s on the host", settings.data_dir, on_host)
         return 2
     except (OSError, RuntimeError) as error:
         log.error("Training failed, no checkpoint written: %s", error)

@@ -49,7 +49,8 @@ class _Reader:
     def read(self, name: str, parse: Callable[[str], object], expected: str, check=None):
         raw = self.env.get(name, "").strip() or VARIABLES[name][0]
         try:
-            value = parse(raw)
+            # int() and float() also read digits of other scripts, such as full-width ones.
+            value = parse(raw) if raw.isascii() else None
         except ValueError:
             value = None
         if value is None or (check is not None and not check(value)):

@@ -23,6 +23,7 @@ def test_data_dir_is_used_when_set():
     [
         ("LOCKSTEP_EPOCHS", "ten", "a whole number from 1 to 10,000"),
         ("LOCKSTEP_EPOCHS", "0", "a whole number from 1 to 10,000"),
+        ("LOCKSTEP_EPOCHS", "\uff11\uff12", "a whole number from 1 to 10,000"),
         ("LOCKSTEP_BATCH_SIZE", "99999999999999999999", "a whole number from 1 to 65,536"),
         ("LOCKSTEP_SEED", "-1", "a whole number from 0 to 4,294,967,295"),
         ("LOCKSTEP_SEED", "99999999999999999999999", "a whole number from 0 to 4,294,967,295"),

@@ -48,8 +48,10 @@ def test_main_single_class_writes_nothing(tmp_path: Path, monkeypatch, caplog):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("LOCKSTEP_CHECKPOINT_DIR", str(checkpoints))
     monkeypatch.setenv("LOCKSTEP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LOCKSTEP_DATA_DIR_ON_HOST", "/home/me/images")
     assert main([]) == 2
     assert "a single class (only)" in caplog.text
+    assert f"{tmp_path / 'data'} is the folder DATA_DIR=/home/me/images on the host" in caplog.text
     assert not checkpoints.exists()
 
 
