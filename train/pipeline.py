@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from lockstep import checkpoint, stack
 from lockstep.data import Dataset, folder_dataset, generated_dataset
-from lockstep.model import Preprocessing, build_model, channel_statistics
+from lockstep.model import Preprocessing, build_model, channel_statistics, non_finite_tensors
 from lockstep.settings import SettingsError, TrainSettings
 from train.engine import ExampleDataset, evaluate, train_one_epoch
 
@@ -140,7 +140,7 @@ def run_training(settings: TrainSettings) -> Path:
             seconds,
         )
 
-    diverged = [name for name, tensor in model.state_dict().items() if not bool(torch.isfinite(tensor).all())]
+    diverged = non_finite_tensors(model.state_dict())
     if diverged:
         # The loss can stay finite while the last optimisation step breaks the weights.
         raise TrainingError(

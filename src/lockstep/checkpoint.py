@@ -228,25 +228,11 @@ def load_checkpoint(run_dir: Path) -> Checkpoint:
             diagnosis.facts,
         )
         raise CheckpointError(not_lockstep.message(), not_lockstep)
+    # The doctor has checked the metadata, and the state dict's keys and shapes against this architecture.
     metadata = payload["metadata"]
     model = build_model(metadata["architecture"])
-    mismatch = doctor.compare_state_dict(model.state_dict(), payload["state_dict"], path)
-    if mismatch is not None:
-        raise CheckpointError(mismatch.message(), mismatch)
-    try:
-        preprocessing = Preprocessing.from_dict(metadata["input"])
-        classes = [str(name) for name in metadata["classes"]]
-    except (KeyError, TypeError, ValueError) as error:
-        invalid = doctor.Diagnosis(
-            "invalid-metadata",
-            False,
-            str(path),
-            f"a lockstep checkpoint whose metadata lacks valid classes or input settings ({error!r})",
-            "the checkpoint was written by other code, or its metadata was edited",
-            "train again with this code (python -m train, or docker compose up)",
-        )
-        raise CheckpointError(invalid.message(), invalid) from None
+    preprocessing = Preprocessing.from_dict(metadata["input"])
     model.load_state_dict(payload["state_dict"])
     model.eval()
-    log.info("Loaded checkpoint %s (%d classes, run %s)", path, len(classes), metadata.get("run_id"))
+    log.info("Loaded checkpoint %s (%d classes, run %s)", path, len(metadata["classes"]), metadata.get("run_id"))
     return Checkpoint(run_dir, model, metadata, preprocessing)

@@ -49,6 +49,15 @@ def build_model(spec: dict) -> nn.Module:
     return ARCHITECTURES[name](**spec)
 
 
+def non_finite_tensors(state_dict: dict) -> list[str]:
+    """Return the names of the floating-point tensors in state_dict that hold NaN or infinity."""
+    return [
+        name
+        for name, tensor in state_dict.items()
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """Image-to-input transform: resize to a square, scale to [0, 1], normalise per channel."""

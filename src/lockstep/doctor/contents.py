@@ -203,13 +203,9 @@ def _is_epoch_record(epoch: Any) -> bool:
 
 
 def _non_finite(path: Path, state: dict) -> Diagnosis | None:
-    import torch
+    from lockstep.model import non_finite_tensors
 
-    names = [
-        name
-        for name, tensor in state.items()
-        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
-    ]
+    names = non_finite_tensors(state)
     if not names:
         return None
     return broken(
