@@ -19,7 +19,7 @@ SUMMARY_CLASSES = 12
 
 def final_metrics(metadata: dict) -> dict:
     """Return the last epoch's metrics, or {} for runs that recorded none."""
-    # The run picker reads every run's metadata.json, which nothing has validated: expect anything.
+    # The run picker reads every run's metadata.json, which nothing validates, so any type can appear here.
     metrics = metadata.get("metrics")
     if isinstance(metrics, list) and metrics and isinstance(metrics[-1], dict):
         return metrics[-1]

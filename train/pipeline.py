@@ -43,7 +43,7 @@ def load_data(settings: TrainSettings) -> Dataset:
 def pick_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise SettingsError(
-            "LOCKSTEP_DEVICE='cuda', but torch sees no CUDA device in this container. Set LOCKSTEP_DEVICE=cpu "
+            "LOCKSTEP_DEVICE='cuda', but torch found no CUDA device in this container. Set LOCKSTEP_DEVICE=cpu "
             "or auto, or give the train service a GPU (a deploy.resources.reservations.devices entry with "
             "capabilities: [gpu] in docker-compose.yml, and the NVIDIA Container Toolkit on the host)."
         )

@@ -43,7 +43,7 @@ MODEL_FILE = "model.pt"
 METADATA_FILE = "metadata.json"
 LATEST_FILE = "latest"
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
-# A save writes its staging folder within seconds; one untouched this long was left by a killed save.
+# A save of this project's checkpoints takes seconds, so a staging folder untouched this long was left by a killed save.
 STALE_STAGING_SECONDS = 600
 
 
@@ -94,7 +94,7 @@ def write_latest(checkpoint_dir: Path, run_id: str) -> None:
     """Point `latest` at run_id atomically: write a temporary file, fsync, rename over the old pointer."""
     fd, temporary = tempfile.mkstemp(prefix=".latest-", dir=checkpoint_dir)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes it 0600; the serving user may differ
+        os.fchmod(fd, 0o644)  # mkstemp creates it with mode 0600, and the serving user may be another user
         with os.fdopen(fd, "w") as handle:
             handle.write(run_id + "\n")
             handle.flush()
@@ -107,8 +107,8 @@ def write_latest(checkpoint_dir: Path, run_id: str) -> None:
 
 
 def _remove_stale_staging(runs: Path) -> None:
-    """Delete staging folders that a killed save left behind; they are never renamed into place."""
-    # Age, not mere existence: another training run may be writing its staging folder right now.
+    """Delete the staging folders that killed saves left behind, which are never renamed into place."""
+    # Only old ones, because another training run may be writing its staging folder right now.
     cutoff = time.time() - STALE_STAGING_SECONDS
     for staging in runs.glob(".incomplete-*"):
         try:

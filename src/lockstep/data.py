@@ -143,8 +143,8 @@ def generated_dataset(samples_per_class: int, seed: int, size: int, val_fraction
 
 
 def _readable(path: Path) -> bool:
-    # verify() checks only the structure: a JPEG cut off mid-data passes it, so decode the whole image.
-    # Pillow warns before it refuses a decompression bomb; a warning here is a refusal too.
+    # verify() checks only the structure, so a JPEG cut off mid-data passes it: decode the whole image.
+    # Pillow warns before it rejects a decompression bomb, and here that warning counts as a rejection.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -176,8 +176,8 @@ def _image_files(folder: Path) -> list[Path]:
             f"cannot list {where}: training would silently miss its images. The training container runs as "
             f"UID {os.getuid()}: make the data readable by it (chmod -R a+rX on the data folder) and train again"
         )
-    # os.walk lists directories apart, so what remains are files and symlinks; a dangling
-    # symlink stays in, and _readable skips it with a warning rather than in silence.
+    # os.walk returns directories separately, so the names are files and symlinks. A dangling
+    # symlink stays in the list, and _readable skips it with a warning.
     return sorted(path for path in found if path.is_file() or path.is_symlink())
 
 
@@ -225,8 +225,8 @@ def folder_dataset(root: Path, seed: int, val_fraction: float) -> Dataset:
     for label in range(len(classes)):
         paths = [path for path, item_label in items if item_label == label]
         rng.shuffle(paths)
-        # A class with one image goes to training only; it cannot be validated. Every
-        # class keeps at least one training image, whatever LOCKSTEP_VAL_FRACTION asks.
+        # A class with one image goes to training only, because it cannot be validated.
+        # Every class keeps at least one training image, whatever LOCKSTEP_VAL_FRACTION is.
         n_val = min(max(1, round(len(paths) * val_fraction)), len(paths) - 1)
         val += [Example(label, path=path) for path in paths[:n_val]]
         train += [Example(label, path=path) for path in paths[n_val:]]

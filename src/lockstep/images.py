@@ -19,9 +19,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     Training and serving both decode through this function, so the model gets the
     same pixels for the same file in either image.
 
-    NOTE: for modes I and F the scale is guessed from each image's own values
-    (I above 255 is taken as 16-bit data, F at most 1.0 as the range 0..1), so
-    two images of one dataset can be scaled differently. A per-dataset setting
+    NOTE: modes I and F are scaled by a guess from each image's own values. Mode I
+    above 255 is taken as 16-bit data, and mode F at most 1.0 as the range 0..1,
+    so two images of one dataset can be scaled differently. A per-dataset setting
     recorded with the checkpoint would remove the guess.
     """
     # Cameras store rotation as an EXIF tag rather than rotating the pixels.

@@ -36,7 +36,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageError("the file is empty (0 bytes); upload the image file itself")
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
-        # Pillow's guard is process-wide and would refuse images our limit allows; the check below still holds.
+        # Pillow's limit applies to the whole process and would reject images that ours allows.
+        # The check below still applies ours.
         Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
@@ -54,7 +55,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        # Pillow refuses before it reports the size: the image is beyond its own limit, so beyond ours too.
+        # Pillow raises before it reports the size. Its limit is at least ours, so the image exceeds ours too.
         raise ImageError(
             f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels, over the limit of {max_pixels:,} "
             "(LOCKSTEP_MAX_IMAGE_PIXELS); downscale it and upload again"

@@ -30,8 +30,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 
-# Input sides the model accepts: three poolings need at least 8 pixels, and
-# 16 leaves the last feature map 2x2; above 512 a small CNN only gets slower.
+# Input sides the model accepts. Three poolings need at least 8 pixels, and 16
+# leaves the last feature map 2x2. Above 512 a small CNN only gets slower.
 IMAGE_SIZES = range(16, 513)
 
 
@@ -40,7 +40,7 @@ class SettingsError(ValueError):
 
 
 class _Reader:
-    """Parse variables from env and collect every problem, so one run of the program reports them all."""
+    """Reader of LOCKSTEP_* variables that collects every problem, so that one run reports them all."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
@@ -95,12 +95,12 @@ class TrainSettings:
             data_dir=Path(data_dir) if data_dir else None,
             epochs=read.int_between("LOCKSTEP_EPOCHS", 1, 10_000),
             batch_size=read.int_between("LOCKSTEP_BATCH_SIZE", 1, 65_536),
-            # Above 1, AdamW diverges at once; inf and nan would train a model of NaN weights.
+            # A rate above 1 is almost surely a typo for AdamW, and inf or nan would train NaN weights.
             learning_rate=read.read(
                 "LOCKSTEP_LEARNING_RATE", float, "a number above 0 and at most 1", lambda v: 0 < v <= 1
             ),
             image_size=read.int_between("LOCKSTEP_IMAGE_SIZE", IMAGE_SIZES.start, IMAGE_SIZES.stop - 1),
-            # numpy and torch accept seeds from 0 to 2**32 - 1 alike.
+            # Seeds from 0 to 2**32 - 1 are valid for both numpy and torch.
             seed=read.int_between("LOCKSTEP_SEED", 0, 2**32 - 1),
             val_fraction=read.fraction("LOCKSTEP_VAL_FRACTION"),
             samples_per_class=read.int_between("LOCKSTEP_SAMPLES_PER_CLASS", 1, 100_000),

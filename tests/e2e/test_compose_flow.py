@@ -116,7 +116,7 @@ def test_single_class_data_folder_stops_before_serve(tmp_path: Path):
         project.down()
 
 
-def test_missing_data_dir_fails_naming_it_and_creates_nothing(tmp_path: Path):
+def test_missing_data_dir(tmp_path: Path):
     missing = tmp_path / "no-such-folder"
     project = new_project("missing-data", DATA_DIR=str(missing))
     try:

@@ -282,7 +282,8 @@ def build_corpus(folder: Path) -> dict[str, Path]:
     future = _run(runs / "future", "20261204T120000Z-b2b2b2")
     payload = torch.load(future, weights_only=True)
     future.write_bytes(_saved(dict(payload, version=2)))
-    (future.parent / checkpoint.METADATA_FILE).unlink()  # the sidecar's size and sha256 would flag it first
+    # Without this, the recorded size and sha256 would report the rewrite before the version.
+    (future.parent / checkpoint.METADATA_FILE).unlink()
     files["future-format-version"] = future
     replaced = _run(runs / "replaced", "20261204T120000Z-a6a6a6")
     replaced.write_bytes(_saved(build_model({"name": "small-cnn", "num_classes": 3, "width": 2}).state_dict()))

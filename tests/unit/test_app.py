@@ -317,9 +317,7 @@ def test_app_loads_model_once(trained_run: Path, tmp_path: Path, monkeypatch: py
     assert loads == [tmp_path / "runs" / NEWER_RUN]
 
 
-def test_app_survives_other_run_with_malformed_metadata_json(
-    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_app_malformed_metadata_json(trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     older = _clone_run(trained_run, tmp_path, OLDER_RUN)
     _clone_run(trained_run, tmp_path, NEWER_RUN)
     # The sidebar labels every run from its metadata.json, which nothing validated.
@@ -331,9 +329,7 @@ def test_app_survives_other_run_with_malformed_metadata_json(
     assert f"Serving run `{NEWER_RUN}` (latest)" in _text(app.markdown)
 
 
-def test_app_diagnoses_edited_metadata_with_repeated_class(
-    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_app_repeated_class_name(trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     _clone_run(trained_run, tmp_path, NEWER_RUN, classes=["circle", "circle", "square", "triangle"])
     app = _open_app(monkeypatch, tmp_path)
 
@@ -343,7 +339,7 @@ def test_app_diagnoses_edited_metadata_with_repeated_class(
     assert not app.file_uploader
 
 
-def test_app_shows_upload_names_without_markdown_formatting(trained_run: Path, monkeypatch: pytest.MonkeyPatch):
+def test_app_upload_names_escaped(trained_run: Path, monkeypatch: pytest.MonkeyPatch):
     app = _open_app(monkeypatch, _checkpoint_dir(trained_run))
     app.file_uploader(key="uploads").set_value(
         [("a`b*c*[x](y).png", b"not pixels", "image/png"), ("__bold__.png", _shape_png("circle"), "image/png")]

@@ -97,7 +97,7 @@ def test_load_checkpoint_rejects_other_architecture(tmp_path: Path):
     assert "classifier.weight: model [3, 16], file [5, 16]" in str(raised.value)
 
 
-def test_save_run_makes_latest_readable_by_other_users(tmp_path: Path):
+def test_save_run_latest_mode(tmp_path: Path):
     _save(tmp_path, "20261204T120000Z-aaaaaa")
     assert (tmp_path / "latest").stat().st_mode & 0o777 == 0o644
 
@@ -111,7 +111,7 @@ def test_latest_run_unreadable_pointer_uses_newest(tmp_path: Path, caplog):
     assert f"Cannot read {tmp_path / 'latest'}" in caplog.text
 
 
-def test_save_run_removes_staging_left_by_killed_save_only_when_stale(tmp_path: Path):
+def test_save_run_removes_stale_staging(tmp_path: Path):
     runs = tmp_path / "runs"
     stale = runs / ".incomplete-20261204T100000Z-dddddd-x"
     (stale / "samples").mkdir(parents=True)

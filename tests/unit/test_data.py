@@ -79,7 +79,7 @@ def test_folder_dataset_splits_every_class(tmp_path: Path):
     assert dataset.train[0].load().mode == "RGB"
 
 
-def test_scan_folder_skips_jpeg_cut_off_mid_data(tmp_path: Path, caplog):
+def test_scan_folder_truncated_jpeg(tmp_path: Path, caplog):
     # verify() accepts a JPEG whose pixel data stops early; only decoding finds it.
     _write_image(tmp_path / "cats" / "a.png")
     _write_image(tmp_path / "dogs" / "b.png")
@@ -94,7 +94,7 @@ def test_scan_folder_skips_jpeg_cut_off_mid_data(tmp_path: Path, caplog):
     assert cut not in [path for path, _ in items]
 
 
-def test_scan_folder_unlistable_class_folder_fails_naming_it(tmp_path: Path):
+def test_scan_folder_unlistable_class(tmp_path: Path):
     # Unit tests run as an unprivileged user, so mode 000 really hides the folder's contents.
     _write_image(tmp_path / "cats" / "a.png")
     _write_image(tmp_path / "dogs" / "b.png")
@@ -109,13 +109,13 @@ def test_scan_folder_unlistable_class_folder_fails_naming_it(tmp_path: Path):
     assert "chmod -R a+rX" in str(raised.value)
 
 
-def test_example_load_of_vanished_file_raises_data_error_naming_it(tmp_path: Path):
+def test_example_load_vanished_file(tmp_path: Path):
     example = data.Example(0, path=tmp_path / "gone.png")
     with pytest.raises(data.DataError, match=r"gone\.png could no longer be read during training"):
         example.load()
 
 
-def test_folder_dataset_keeps_a_training_image_per_class_at_high_val_fraction(tmp_path: Path):
+def test_folder_dataset_high_val_fraction(tmp_path: Path):
     for index in range(3):
         _write_image(tmp_path / "cats" / f"{index}.png")
         _write_image(tmp_path / "dogs" / f"{index}.png", (10, 10, 200))
@@ -124,7 +124,7 @@ def test_folder_dataset_keeps_a_training_image_per_class_at_high_val_fraction(tm
     assert len(dataset.val) == 4
 
 
-def test_scan_folder_warns_about_dangling_symlink(tmp_path: Path, caplog):
+def test_scan_folder_dangling_symlink(tmp_path: Path, caplog):
     _write_image(tmp_path / "cats" / "a.png")
     _write_image(tmp_path / "dogs" / "b.png")
     dangling = tmp_path / "dogs" / "gone.jpg"

@@ -5,7 +5,7 @@ import pytest
 from lockstep import healthcheck
 
 
-def test_invalid_serve_setting_makes_container_unhealthy(monkeypatch: pytest.MonkeyPatch, capsys):
+def test_healthcheck_invalid_setting(monkeypatch: pytest.MonkeyPatch, capsys):
     # The page would show the error and stop, which the script health check reports as ok.
     monkeypatch.setenv("LOCKSTEP_TOP_K", "0")
     monkeypatch.setenv("LOCKSTEP_MAX_IMAGE_PIXELS", "abc")
@@ -16,7 +16,7 @@ def test_invalid_serve_setting_makes_container_unhealthy(monkeypatch: pytest.Mon
     assert "LOCKSTEP_MAX_IMAGE_PIXELS='abc' is invalid" in output
 
 
-def test_unreachable_app_makes_container_unhealthy(monkeypatch: pytest.MonkeyPatch, capsys):
+def test_healthcheck_unreachable_app(monkeypatch: pytest.MonkeyPatch, capsys):
     # Port 9 (discard) has no listener in the test container.
     monkeypatch.setenv("STREAMLIT_SERVER_PORT", "9")
     assert healthcheck.main() == 1

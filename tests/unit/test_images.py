@@ -17,26 +17,26 @@ def _saved_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def test_to_rgb_scales_16_bit_gray_to_8_bits():
+def test_to_rgb_16_bit_gray():
     pixels = np.array([[0, 32896, 65535]], dtype=np.uint16)
     image = Image.open(io.BytesIO(_saved_png(Image.fromarray(pixels))))
     assert image.mode.startswith("I")
     assert np.asarray(to_rgb(image))[0, :, 0].tolist() == [0, 128, 255]
 
 
-def test_to_rgb_scales_float_image_in_unit_range():
+def test_to_rgb_float_unit_range():
     image = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))
     assert image.mode == "F"
     assert np.asarray(to_rgb(image))[0, :, 1].tolist() == [0, 128, 255]
 
 
-def test_to_rgb_keeps_8_bit_values_of_32_bit_integer_image():
+def test_to_rgb_small_int32_values():
     image = Image.fromarray(np.array([[0, 100, 255]], dtype=np.int32))
     assert image.mode == "I"
     assert np.asarray(to_rgb(image))[0, :, 2].tolist() == [0, 100, 255]
 
 
-def test_training_and_serving_decode_transparent_png_alike(tmp_path: Path):
+def test_transparent_png_decodes_alike(tmp_path: Path):
     rgba = Image.new("RGBA", (4, 4), (10, 20, 30, 0))
     path = tmp_path / "clear.png"
     path.write_bytes(_saved_png(rgba))

@@ -89,7 +89,7 @@ def test_open_image_rejects_empty_file():
         open_image(b"", max_pixels=1000)
 
 
-def test_open_image_bomb_beyond_pillow_limit_names_our_variable(monkeypatch):
+def test_open_image_beyond_pillow_limit(monkeypatch):
     # Pillow refuses such files in Image.open, before the app's own size check runs.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(ImageError) as raised:
@@ -97,6 +97,6 @@ def test_open_image_bomb_beyond_pillow_limit_names_our_variable(monkeypatch):
     assert "more than 100 pixels, over the limit of 50 (LOCKSTEP_MAX_IMAGE_PIXELS)" in str(raised.value)
 
 
-def test_open_image_raises_pillow_limit_to_allow_what_setting_allows(monkeypatch):
+def test_open_image_above_pillow_default(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     assert open_image(_png((30, 30)), max_pixels=1000).size == (30, 30)

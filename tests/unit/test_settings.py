@@ -48,7 +48,7 @@ def test_serve_settings_reject_accuracy_floor_above_one():
         ServeSettings.from_env({"LOCKSTEP_SMOKE_MIN_ACCURACY": "2"})
 
 
-def test_every_invalid_value_is_reported_at_once():
+def test_settings_report_every_invalid_value():
     with pytest.raises(SettingsError) as raised:
         TrainSettings.from_env({"LOCKSTEP_EPOCHS": "abc", "LOCKSTEP_VAL_FRACTION": "1.5", "LOCKSTEP_SEED": "-1"})
     lines = str(raised.value).splitlines()

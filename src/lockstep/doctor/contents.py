@@ -23,7 +23,7 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 SHOWN_KEYS = 10
 # Per-epoch keys that the model card charts.
 EPOCH_KEYS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
-# The payload layout this code reads; lockstep.checkpoint.FORMAT_VERSION writes it.
+# The payload layout this code reads, written as lockstep.checkpoint.FORMAT_VERSION.
 LOCKSTEP_FORMAT_VERSION = 1
 
 
